@@ -1,0 +1,27 @@
+"""CoinGecko (API v3): prices, market caps and volumes of coins, and global market figures."""
+
+from adapters.coingecko.transports import GlobalTransport, SimplePriceTransport
+from app.adapter import Adapter, Endpoint
+from app.settings import Spec
+
+adapter = Adapter(
+    name="coingecko",
+    description="CoinGecko API v3 (free, or pro with API_KEY)",
+    default_endpoint="crypto",
+    endpoints=[
+        Endpoint("crypto", SimplePriceTransport("price"), aliases=("price",),
+                 description="Price of base in quote"),
+        Endpoint("marketcap", SimplePriceTransport("marketcap"), description="Market cap of base in quote"),
+        Endpoint("volume", SimplePriceTransport("volume"), description="24h volume of base in quote"),
+        Endpoint("globalmarketcap", GlobalTransport("total_market_cap"), override_params=(),
+                 description="Total crypto market cap in a currency"),
+        Endpoint("dominance", GlobalTransport("market_cap_percentage"), override_params=(),
+                 description="Share (%) of the total market cap held by one asset"),
+    ],
+    settings=[
+        Spec("API_KEY", None, "CoinGecko Pro API key; sent as the x-cg-pro-api-key header and switches to "
+                              "the pro base URL", sensitive=True),
+        Spec("API_ENDPOINT", None, "Provider base URL (default: the free API, or the pro API with a key)",
+             kind="url"),
+    ],
+)

@@ -1,0 +1,63 @@
+"""pyea: a Chainlink External Adapter framework and host.
+
+``create_app()`` builds everything; importing this package does no work, so tests can build many apps with
+different settings in one process.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flask import Flask
+
+__version__ = "0.1.0"
+
+
+def create_app(wsgi_environ: Mapping[str, Any] | None = None, start_response: Callable | None = None, /, *,
+               env: Mapping[str, str] | None = None) -> Any:
+    """Build the Flask app from the environment (or ``env``).
+
+    ``gunicorn app:create_app`` hands gunicorn this function itself as the WSGI callable, so when called with
+    ``(environ, start_response)`` it serves the request from an app built once per process.
+    """
+    if start_response is not None:
+        return _process_app()(wsgi_environ, start_response)
+    from app.host import Host, load_config
+    from app.logs import configure_logging
+    from app.routes import register_routes
+
+    config = load_config(env)
+    configure_logging(config.settings, config.secrets())
+    host = Host(config)
+    flask_app = Flask("pyea")
+    flask_app.config["MAX_CONTENT_LENGTH"] = config.settings.MAX_PAYLOAD_SIZE_LIMIT
+    flask_app.json.sort_keys = False
+    flask_app.extensions["pyea"] = host
+    register_routes(flask_app, host, __version__)
+    return flask_app
+
+
+# The WSGI-callable form needs somewhere to keep the app it builds on first use; this is the only state kept
+# outside an app object, and only that form touches it.
+_process: dict[str, Flask] = {}
+_process_lock = threading.Lock()
+
+
+def _process_app() -> Flask:
+    app = _process.get("app")
+    if app is None:
+        with _process_lock:
+            app = _process.get("app") or _process.setdefault("app", create_app())
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Release the cache and the provider sessions (gunicorn's worker_exit hook and tests call this)."""
+    host = app.extensions.get("pyea")
+    if host is not None:
+        host.close()
+
+
+__all__: Iterable[str] = ["__version__", "close_app", "create_app"]

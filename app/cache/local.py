@@ -1,0 +1,107 @@
+"""The embedded cache: diskcache (SQLite) in ``CACHE_DIR``.
+
+Every gunicorn worker on the VM opens the same directory, so a value fetched by one worker is a hit in all of
+them, and it survives restarts. Eviction is by write time, not read time: diskcache's LRU policy turns every
+read into a disk write, which would serialise the workers' hot path on SQLite's write lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import diskcache
+
+from app.cache import CacheEntry
+from app.settings import Problem
+
+log = logging.getLogger("pyea.cache")
+
+MARKER_PREFIX = "inflight:"
+PING_KEY = "pyea:ping"
+# Seconds a write waits for SQLite's lock; a request must not hang behind a stuck writer.
+LOCK_TIMEOUT_S = 2.0
+
+
+def open_problem(directory: str) -> Problem | None:
+    """Why ``directory`` cannot hold the cache, said as a setting problem rather than a traceback."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as exc:
+        return Problem("CACHE_DIR", directory, f"a directory pyea can create ({exc.strerror})")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return Problem("CACHE_DIR", directory, "a directory pyea can write to")
+    return None
+
+
+class LocalCache:
+    def __init__(self, directory: str, max_items: int) -> None:
+        self.directory = directory
+        self.max_items = max_items
+        self._cache = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S,
+                                      eviction_policy="least-recently-stored")
+
+    def get(self, key: str) -> CacheEntry | None:
+        try:
+            raw = self._cache.get(key)
+        except diskcache.Timeout:
+            log.warning("cache read timed out; treating as a miss")
+            return None
+        return None if raw is None else CacheEntry.decode(raw)
+
+    def set(self, key: str, entry: CacheEntry, ttl_ms: int) -> bool:
+        try:
+            if entry.is_success:
+                self._cache.set(key, entry.encode(), expire=ttl_ms / 1000)
+            else:
+                with self._cache.transact():
+                    current = self._cache.get(key)
+                    if current is not None and CacheEntry.decode(current).is_success:
+                        return False
+                    self._cache.set(key, entry.encode(), expire=ttl_ms / 1000)
+            self._evict_over_limit()
+        except diskcache.Timeout:
+            log.warning("cache write timed out; value not stored")
+            return False
+        return True
+
+    def touch(self, key: str, ttl_ms: int) -> None:
+        try:
+            self._cache.touch(key, expire=ttl_ms / 1000)
+        except diskcache.Timeout:
+            log.warning("cache touch timed out")
+
+    def add_marker(self, key: str, ttl_ms: int) -> bool:
+        try:
+            return self._cache.add(MARKER_PREFIX + key, os.getpid(), expire=ttl_ms / 1000)
+        except diskcache.Timeout:
+            return True  # cannot coordinate: fetch ourselves rather than wait on nobody
+
+    def has_marker(self, key: str) -> bool:
+        return (MARKER_PREFIX + key) in self._cache
+
+    def delete_marker(self, key: str) -> None:
+        self._cache.delete(MARKER_PREFIX + key, retry=True)
+
+    def ping(self) -> None:
+        self._cache.set(PING_KEY, "ok", expire=60)
+        if self._cache.get(PING_KEY) != "ok":
+            raise RuntimeError("cache did not return the value just written")
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _evict_over_limit(self) -> None:
+        if len(self._cache) <= self.max_items:
+            return
+        self._cache.expire()
+        excess = len(self._cache) - self.max_items
+        if excess <= 0:
+            return
+        # diskcache culls only by size in bytes; counting items needs its store-time index directly.
+        rows = self._cache._sql("SELECT key FROM Cache ORDER BY store_time LIMIT ?", (excess,)).fetchall()
+        for (key,) in rows:
+            self._cache.delete(key)

@@ -1,0 +1,132 @@
+"""Loading adapters and their files into one validated configuration, then the per-process runtime.
+
+``load_config`` reads and checks everything (settings, adapter settings, schemas, overrides, limits) and raises
+one ``SettingsError`` listing every problem; it opens nothing, so ``gunicorn.conf.py`` can call it in the
+master to refuse a bad start before any worker forks. ``Host`` then opens the cache and the requester.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pkgutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import adapters as adapters_package
+from app.adapter import Adapter, Endpoint
+from app.cache import Cache, make_cache
+from app.limits import RateLimit, load_limits, resolve_rate_limit
+from app.requester import Requester
+from app.runtime import AdapterRuntime
+from app.settings import Problem, Settings, SettingsError, parse_specs
+from app.validation import InputSchema, SchemaDefinitionError
+
+DEFAULT_ADAPTER = "coingecko"
+RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins"}
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    adapter: Adapter
+    values: Mapping[str, Any]
+    schemas: Mapping[str, InputSchema]
+    overrides: Mapping[str, str]
+    rate_limit: RateLimit | None
+
+
+@dataclass(frozen=True)
+class Config:
+    settings: Settings
+    adapters: tuple[AdapterConfig, ...]
+
+    def secrets(self) -> list[str]:
+        return [str(cfg.values[spec.name]) for cfg in self.adapters for spec in cfg.adapter.settings
+                if spec.is_secret and cfg.values.get(spec.name)]
+
+
+def schemas_dir() -> Path:
+    return Path(adapters_package.__file__).resolve().parent.parent / "schemas"
+
+
+def available_adapters() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(adapters_package.__path__) if m.ispkg)
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    env = os.environ if environ is None else environ
+    settings, problems = Settings.parse(env)
+    names = [n.lower() for n in settings.ADAPTERS] or [DEFAULT_ADAPTER]
+    known = available_adapters()
+    limits, limit_problems = load_limits()
+    problems += limit_problems
+    configs = []
+    for index, name in enumerate(names):
+        if name not in known or name in RESERVED_ROUTES:
+            problems.append(Problem("ADAPTERS", name, "adapters among: " + ", ".join(known)))
+            continue
+        config, adapter_problems = _load_adapter(name, settings, env, limits, default=index == 0)
+        problems += adapter_problems
+        if config:
+            configs.append(config)
+    if problems:
+        raise SettingsError(problems)
+    return Config(settings, tuple(configs))
+
+
+def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits: dict[str, Any],
+                  default: bool) -> tuple[AdapterConfig | None, list[Problem]]:
+    module = importlib.import_module(f"adapters.{name}")
+    adapter: Adapter = module.adapter
+    prefixes = (f"{name.upper()}_", "") if default else (f"{name.upper()}_",)
+    values, problems = parse_specs(adapter.settings, env, prefixes)
+    schemas: dict[str, InputSchema] = {}
+    for endpoint in adapter.endpoints:
+        try:
+            schemas[endpoint.name] = InputSchema.from_file(schemas_dir() / name / f"{endpoint.name}.json")
+        except SchemaDefinitionError as exc:
+            problems.append(Problem(f"schema {name}/{endpoint.name}", None, f"a usable schema: {exc}"))
+    overrides_file = Path(module.__file__).parent / "overrides.json"
+    overrides: dict[str, str] = {}
+    if overrides_file.exists():
+        try:
+            overrides = {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}
+        except (ValueError, AttributeError) as exc:
+            problems.append(Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})"))
+    rate_limit, limit_problems = resolve_rate_limit(settings, name, limits)
+    problems += limit_problems
+    if problems:
+        return None, problems
+    return AdapterConfig(adapter, values, schemas, overrides, rate_limit), []
+
+
+class Host:
+    """Everything one process serves with: the adapters' runtimes over one cache and one requester."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.settings = config.settings
+        self.started = time.time()
+        cache, problems = make_cache(config.settings)
+        if problems:
+            raise SettingsError(problems)
+        self.cache: Cache = cache
+        self.requester = Requester(timeout_ms=self.settings.API_TIMEOUT, retries=self.settings.RETRY,
+                                   pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets())
+        self.adapters: dict[str, AdapterRuntime] = {
+            cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester)
+            for cfg in config.adapters}
+        self.default = next(iter(self.adapters.values()))
+
+    def close(self) -> None:
+        self.requester.close()
+        self.cache.close()
+
+
+def endpoint_summary(endpoint: Endpoint, schema: InputSchema) -> dict[str, Any]:
+    return {"name": endpoint.name, "aliases": list(endpoint.aliases), "transport": endpoint.transport.kind,
+            "batchSize": getattr(endpoint.transport, "max_batch_size", 1), "inputs": schema.describe_inputs()}

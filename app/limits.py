@@ -1,0 +1,82 @@
+"""Provider rate limits from ``limits.json`` (v2's format), resolved to the quota pyea must respect.
+
+Resolution happens at startup so an unknown provider or tier stops the process with the valid names listed,
+instead of silently running unlimited and burning through an operator's credits.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from app.settings import Problem, Settings
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Outbound quota; ``per_minute`` is what binds when windows disagree after derivation."""
+
+    per_second: float | None
+    per_minute: float
+    per_hour: float | None
+    source: str
+
+
+def limits_path() -> Path:
+    """``limits.json`` beside the source tree, else where ``pip install`` put it."""
+    here = Path(__file__).resolve().parent.parent / "limits.json"
+    return here if here.exists() else Path(sys.prefix) / "share" / "pyea" / "limits.json"
+
+
+def load_limits(path: Path | None = None) -> tuple[dict[str, Any], list[Problem]]:
+    path = path or limits_path()
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return {}, [Problem("limits.json", str(path), f"a readable JSON file ({exc})")]
+    if not isinstance(doc, dict):
+        return {}, [Problem("limits.json", str(path), "a JSON object keyed by provider")]
+    return doc, []
+
+
+def per_minute(tier: dict[str, Any]) -> float | None:
+    """v2's derivation: the minute window, else the hour's sixtieth, else sixty seconds' worth."""
+    if tier.get("rateLimit1m"):
+        return float(tier["rateLimit1m"])
+    if tier.get("rateLimit1h"):
+        return tier["rateLimit1h"] / 60
+    if tier.get("rateLimit1s"):
+        return tier["rateLimit1s"] * 60.0
+    return None
+
+
+def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any],
+                       ) -> tuple[RateLimit | None, list[Problem]]:
+    if not settings.RATE_LIMIT_ENABLED:
+        return None, []
+    if settings.RATE_LIMIT_CAPACITY_MINUTE or settings.RATE_LIMIT_CAPACITY or settings.RATE_LIMIT_CAPACITY_SECOND:
+        second = settings.RATE_LIMIT_CAPACITY_SECOND
+        minute = settings.RATE_LIMIT_CAPACITY_MINUTE or settings.RATE_LIMIT_CAPACITY or second * 60
+        return RateLimit(second, float(minute), None, "RATE_LIMIT_CAPACITY settings"), []
+    provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
+    if provider not in doc:
+        if not settings.RATE_LIMIT_API_PROVIDER:
+            return None, []  # no published limits for this adapter: nothing to enforce
+        return None, [Problem("RATE_LIMIT_API_PROVIDER", settings.RATE_LIMIT_API_PROVIDER,
+                              "a provider in limits.json: " + ", ".join(sorted(doc)))]
+    tiers = {name.lower(): tier for name, tier in doc[provider].get("http", {}).items()}
+    if not tiers:
+        return None, []
+    tier_name = (settings.RATE_LIMIT_API_TIER or next(iter(tiers))).lower()
+    if tier_name not in tiers:
+        return None, [Problem("RATE_LIMIT_API_TIER", settings.RATE_LIMIT_API_TIER,
+                              f"a {provider} tier in limits.json: " + ", ".join(tiers))]
+    tier = tiers[tier_name]
+    minute = per_minute(tier)
+    if minute is None:
+        return None, []  # the tier publishes no limit (e.g. "unlimited")
+    return RateLimit(tier.get("rateLimit1s"), minute, tier.get("rateLimit1h"),
+                     f"limits.json {provider}/{tier_name}"), []

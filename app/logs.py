@@ -1,0 +1,61 @@
+"""Log lines an operator's stack can ingest: one JSON object per line by default, readable text on request.
+
+Known secret values are scrubbed from every formatted line, whatever code logged it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterable
+
+from flask import g, has_request_context
+
+from app.settings import REDACTED, Settings
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, pretty: bool, secrets: Iterable[str], correlation: bool) -> None:
+        super().__init__()
+        self.pretty = pretty
+        self.secrets = tuple(s for s in secrets if s)
+        self.correlation = correlation
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        correlation_id = None
+        if self.correlation and has_request_context():
+            correlation_id = getattr(g, "correlation_id", None)
+        if self.pretty:
+            stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
+            tag = f" [{correlation_id}]" if correlation_id else ""
+            line = f"{stamp} {record.levelname:<7} {record.name}{tag}: {message}"
+        else:
+            entry = {"level": record.levelname.lower(),
+                     "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+                     + f".{int(record.msecs):03d}Z",
+                     "logger": record.name, "message": message}
+            if correlation_id:
+                entry["correlationId"] = correlation_id
+            line = json.dumps(entry, ensure_ascii=False)
+        for secret in self.secrets:
+            line = line.replace(secret, REDACTED)
+        return line
+
+
+def configure_logging(settings: Settings, secrets: Iterable[str]) -> logging.Logger:
+    """(Re)configure the ``pyea`` logger; idempotent so tests can build many apps in one process."""
+    logger = logging.getLogger("pyea")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter(settings.LOG_FORMAT == "pretty", secrets, settings.CORRELATION_ID_ENABLED))
+    logger.addHandler(handler)
+    level = "WARNING" if settings.LOG_LEVEL == "warn" else settings.LOG_LEVEL.upper()
+    logger.setLevel(level)
+    logger.propagate = False
+    return logger

@@ -1,0 +1,155 @@
+"""``POST {BASE_URL}``: the whole request path, top to bottom.
+
+envelope → endpoint → validated params → symbol overrides → cache key → cache hit? → (single-flight fetch
+into the cache) → response. Every failure is an ``AdapterError`` answered as JSON with its own status, so no bad
+input can reach the node as a 500 or an HTML page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Request, Response
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.cache import CacheEntry
+from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError
+from app.runtime import AdapterRuntime, EndpointRuntime
+from app.validation import json_type, short
+
+log = logging.getLogger("pyea.request")
+
+JSON_MIMETYPE = "application/json"
+
+
+def handle(adapter: AdapterRuntime, request: Request) -> Response:
+    job_run_id: Any = "1"
+    try:
+        body = read_body(request, adapter.settings.MAX_PAYLOAD_SIZE_LIMIT)
+        job_run_id = job_run_id_of(body)
+        data = read_data(body, request)
+        endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
+        data = coerce_query(endpoint, data, request)
+        params = endpoint.schema.normalise(data)
+        params = adapter.apply_overrides(endpoint, params, data.get("overrides"))
+        max_age = read_max_age(data.get("maxAge"), adapter)
+        key = adapter.keys.key(endpoint.name, params)
+
+        entry = read_cache(adapter, key, max_age)
+        hit = entry is not None
+        if entry is None:
+            ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
+            entry = adapter.fetch(endpoint, params, key, ttl_ms, coalesce=max_age >= 0)
+        return render(entry, job_run_id, endpoint, hit)
+    except AdapterError as exc:
+        if exc.status_code >= 500:
+            log.warning("request failed: %s %s", exc.name, exc.message)
+        return render_error(exc, job_run_id)
+
+
+def read_body(request: Request, limit: int) -> dict[str, Any]:
+    try:
+        raw = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise PayloadTooLargeError(f"request body is larger than MAX_PAYLOAD_SIZE_LIMIT ({limit} bytes)") from None
+    if not raw.strip():
+        return {}  # a bare POST or GET with a query string
+    mimetype = request.mimetype
+    if mimetype != JSON_MIMETYPE and not mimetype.endswith("+json"):
+        raise AdapterInputError(f"Content-Type must be {JSON_MIMETYPE}, got {request.content_type or 'none'}")
+    try:
+        body = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise AdapterInputError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise AdapterInputError(f"request body must be a JSON object like {{\"data\": {{...}}}}, "
+                                f"got {json_type(body)}")
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def job_run_id_of(body: dict[str, Any]) -> Any:
+    """Echo the job's id as given (the node only logs it); "1" when absent, as v2 did."""
+    value = body.get("id")
+    if value is None:
+        return "1"
+    return value if isinstance(value, str | int | float) and not isinstance(value, bool) else short(value)
+
+
+def read_data(body: dict[str, Any], request: Request) -> dict[str, Any]:
+    """``data`` with the query string merged in (v2 behaviour, for humans with curl)."""
+    data = body.get("data")
+    if data is None:
+        data = {}
+    elif not isinstance(data, dict):
+        raise AdapterInputError(f"data: must be an object of request parameters, got {json_type(data)}")
+    if request.args:
+        data = {**data, **request.args.to_dict()}
+    return data
+
+
+def coerce_query(endpoint: EndpointRuntime, data: dict[str, Any], request: Request) -> dict[str, Any]:
+    if not request.args:
+        return data
+    coerced = dict(data)
+    for name in request.args:
+        if name == "maxAge":
+            coerced[name] = _number_or_text(data[name])
+        else:
+            coerced[name] = endpoint.schema.coerce_query(name, data[name])
+    return coerced
+
+
+def _number_or_text(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+def read_max_age(value: Any, adapter: AdapterRuntime) -> int:
+    """Per-request freshness in ms: < 0 bypasses the cache read, 0 means the default; clamped otherwise."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdapterInputError(f"data.maxAge: must be a number of milliseconds, got {json_type(value)} "
+                                f"{short(value)}")
+    if value <= 0:
+        return -1 if value < 0 else 0
+    settings = adapter.settings
+    return int(min(max(value, settings.CACHE_MIN_AGE), settings.CACHE_MAX_AGE))
+
+
+def read_cache(adapter: AdapterRuntime, key: str, max_age: int) -> CacheEntry | None:
+    settings = adapter.settings
+    if not settings.CACHE_ENABLED or max_age < 0:
+        return None
+    entry = adapter.cache.get(key)
+    if entry is None:
+        return None
+    if max_age and time.time() * 1000 - entry.received_ms > max_age:
+        return None  # older than this request accepts
+    if settings.CACHE_UPDATE_AGE_ON_GET:
+        adapter.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
+    return entry
+
+
+def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool) -> Response:
+    """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated."""
+    meta = {"adapterName": endpoint.adapter.display_name, "endpoint": endpoint.name, "cacheHit": hit,
+            "staleness": round(max(0.0, time.time() - entry.received_ms / 1000), 3)}
+    text = (f'{{"jobRunID":{json.dumps(job_run_id)},{entry.body[1:-1]},'
+            f'"meta":{json.dumps(meta, separators=(",", ":"))}}}')
+    return Response(text, status=entry.status_code, mimetype=JSON_MIMETYPE)
+
+
+def render_error(exc: AdapterError, job_run_id: Any = "1") -> Response:
+    body = {"jobRunID": job_run_id, **exc.body()}
+    return Response(json.dumps(body), status=exc.status_code, mimetype=JSON_MIMETYPE)
+

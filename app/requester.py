@@ -1,0 +1,157 @@
+"""The one way pyea talks to providers: a pooled session, timeouts, retries, and deduplication.
+
+Errors come out as ``AdapterError`` subclasses with the status the node should see (502 provider error,
+504 timeout), and their messages never carry the request URL's query string or a secret, because both can hold
+API keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from app.coalescing import SingleFlight
+from app.errors import ConnectionFailedError, DataProviderError, ProviderTimeoutError
+
+log = logging.getLogger("pyea.requester")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 2.0
+SNIPPET_CHARS = 200
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class ProviderRequest:
+    """One outbound call and the feeds (normalised params) whose values it will carry."""
+
+    params_list: tuple[Mapping[str, Any], ...]
+    url: str
+    method: str = "GET"
+    params: Mapping[str, Any] | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    json: Any = None
+
+    def key(self) -> str:
+        """Identical requests (same method, URL, query and body) share one key, and so one call."""
+        query = urlencode(sorted((self.params or {}).items()), doseq=True)
+        body = "" if self.json is None else json.dumps(self.json, sort_keys=True)
+        return f"{self.method} {self.url}?{query} {body}"
+
+    def where(self) -> str:
+        """Provider host and path for messages, without the query string (it may hold a key)."""
+        parts = urlsplit(self.url)
+        return f"{parts.netloc}{parts.path}"
+
+
+@dataclass(frozen=True)
+class ProviderResponse:
+    status_code: int
+    content: bytes
+    headers: Mapping[str, str]
+    requested_ms: int
+    received_ms: int
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.content)
+        except ValueError:
+            raise DataProviderError(
+                f"provider answered HTTP {self.status_code} with invalid JSON: {snippet(self.content)}",
+                provider_status_code=self.status_code) from None
+
+
+def snippet(content: bytes) -> str:
+    text = content[:SNIPPET_CHARS].decode("utf-8", errors="replace").replace("\n", " ")
+    return repr(text) + ("…" if len(content) > SNIPPET_CHARS else "")
+
+
+class Requester:
+    """Per process: a ``requests.Session`` is not fork-safe, so each gunicorn worker builds its own."""
+
+    def __init__(self, *, timeout_ms: int, retries: int, pool_size: int, secrets: Iterable[str] = ()) -> None:
+        self.timeout_s = timeout_ms / 1000
+        self.retries = retries
+        self.secrets = tuple(s for s in secrets if s)
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self._flights = SingleFlight()
+
+    def send(self, request: ProviderRequest) -> ProviderResponse:
+        """Send, or join an identical request already in flight in this process."""
+        return self._flights.run(request.key(), lambda: self._send_with_retries(request))
+
+    def close(self) -> None:
+        self.session.close()
+
+    def _send_with_retries(self, request: ProviderRequest) -> ProviderResponse:
+        attempt = 0
+        while True:
+            try:
+                response = self._send_once(request)
+            except ConnectionFailedError:
+                if attempt >= self.retries:
+                    raise
+            else:
+                if response.status_code < 400:
+                    return response
+                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                    raise DataProviderError(
+                        self._censor(f"provider {request.where()} answered HTTP {response.status_code}: "
+                                     f"{snippet(response.content)}"),
+                        provider_status_code=response.status_code)
+            delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
+            attempt += 1
+            log.info("retrying provider request to %s (attempt %d of %d)", request.where(), attempt + 1,
+                     self.retries + 1)
+            time.sleep(delay / 2 + random.uniform(0, delay / 2))
+
+    def _send_once(self, request: ProviderRequest) -> ProviderResponse:
+        requested = now_ms()
+        try:
+            response = self.session.request(request.method, request.url, params=request.params,
+                                            headers=dict(request.headers), json=request.json,
+                                            timeout=self.timeout_s)
+            content = response.content
+        except requests.ConnectTimeout:
+            raise ConnectionFailedError(
+                f"could not connect to provider {request.where()} within {self.timeout_s * 1000:.0f} ms"
+            ) from None
+        except requests.Timeout:
+            raise ProviderTimeoutError(
+                f"provider {request.where()} did not answer within API_TIMEOUT "
+                f"({self.timeout_s * 1000:.0f} ms)") from None
+        except requests.ConnectionError as exc:
+            raise ConnectionFailedError(
+                self._censor(f"could not reach provider {request.where()}: {_reason(exc)}")) from None
+        except requests.RequestException as exc:
+            raise DataProviderError(
+                self._censor(f"provider {request.where()} sent a broken answer: {_reason(exc)}")) from None
+        return ProviderResponse(response.status_code, content, response.headers, requested, now_ms())
+
+    def _censor(self, text: str) -> str:
+        for secret in self.secrets:
+            text = text.replace(secret, "[REDACTED]")
+        return text
+
+
+def _reason(exc: Exception) -> str:
+    """The underlying cause in a few words, without the URL (and so without a key in its query string)."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the real cause
+    return str(reason).rsplit(": ", 1)[-1][:200] or type(exc).__name__

@@ -1,0 +1,100 @@
+"""URL map: the adapter endpoints, ``/health`` and ``/status``, and JSON for every error Flask itself raises."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from app.errors import AdapterError, ServiceUnavailableError
+from app.host import Host, endpoint_summary
+from app.request_path import handle, render_error
+from app.runtime import AdapterRuntime
+
+log = logging.getLogger("pyea.http")
+
+
+def register_routes(app: Flask, host: Host, version: str) -> None:
+    base = host.settings.BASE_URL
+    app.add_url_rule(base, "adapter", _adapter_view(host.default), methods=["GET", "POST"])
+    for name, runtime in host.adapters.items():
+        app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _adapter_view(runtime), methods=["GET", "POST"],
+                         strict_slashes=False)
+
+    def health() -> Response:
+        if request.args.get("deep") in ("1", "true"):
+            try:
+                host.cache.ping()
+            except Exception as exc:
+                log.warning("deep health check failed: %s", exc)
+                return render_error(ServiceUnavailableError(f"cache backend is not working: {exc}"))
+        return jsonify(message="OK", version=version)
+
+    def status() -> Response:
+        return jsonify(
+            version=version,
+            uptimeSeconds=round(time.time() - host.started, 1),
+            defaultAdapter=host.default.name,
+            adapters=[_adapter_status(rt) for rt in host.adapters.values()],
+            configuration=host.settings.redacted(),
+            runtime={"python": platform.python_version(), "platform": platform.platform(),
+                     "hostname": socket.gethostname()},
+            metrics={"enabled": False})
+
+    app.add_url_rule(f"{base}health", "health", health)
+    app.add_url_rule(f"{base}status", "status", status)
+    _register_error_handlers(app, host.settings.DEBUG)
+    if host.settings.CORRELATION_ID_ENABLED:
+        app.before_request(_correlation_id)
+
+
+def _adapter_view(runtime: AdapterRuntime) -> Callable[[], Response]:
+    def view() -> Response:
+        return handle(runtime, request)
+
+    return view
+
+
+def _adapter_status(runtime: AdapterRuntime) -> dict:
+    cfg = runtime.config
+    limit = cfg.rate_limit
+    return {
+        "name": runtime.name,
+        "defaultEndpoint": cfg.adapter.default_endpoint or "",
+        "endpoints": [endpoint_summary(rt.endpoint, rt.schema) for rt in runtime.endpoints.values()],
+        "settings": [{"name": spec.name, "value": "[REDACTED]" if spec.is_secret and runtime.values[spec.name]
+                      else runtime.values[spec.name], "description": spec.description}
+                     for spec in cfg.adapter.settings],
+        "rateLimit": None if limit is None else {"perSecond": limit.per_second, "perMinute": limit.per_minute,
+                                                 "perHour": limit.per_hour, "source": limit.source},
+    }
+
+
+def _correlation_id() -> None:
+    g.correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+
+
+def _register_error_handlers(app: Flask, debug: bool) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        name = "".join(part.capitalize() for part in (exc.name or "Error").split())
+        return render_error(AdapterError(f"{request.method} {request.path}: {exc.description}",
+                                         status_code=exc.code or 500, name=name))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        response = render_error(AdapterError("unexpected error in the adapter; see its log"))
+        if debug:
+            body = response.get_json()
+            body["error"]["stack"] = traceback.format_exception(exc)
+            response = jsonify(body)
+            response.status_code = 500
+        return response

@@ -1,0 +1,166 @@
+"""An adapter at run time: endpoint lookup, symbol overrides, and fetching a feed into the cache.
+
+Fetching is where credits are spent, so it is where duplicates are removed: one fetch per feed at a time in
+this process (``SingleFlight``), and, with ``REQUEST_COALESCING_ENABLED``, one across processes through an
+in-flight marker in the shared cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from app.cache import Cache, CacheEntry
+from app.cache.keys import KeyMaker
+from app.coalescing import SingleFlight, wait_for_other_process
+from app.errors import AdapterError, AdapterInputError, EndpointNotFoundError
+from app.requester import Requester
+from app.transports import FeedOutcome, Success
+from app.validation import short
+
+if TYPE_CHECKING:
+    from app.host import AdapterConfig
+    from app.settings import Settings
+
+log = logging.getLogger("pyea.runtime")
+
+
+class EndpointRuntime:
+    def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str) -> None:
+        self.endpoint = next(e for e in config.adapter.endpoints if e.name == name)
+        self.name = name
+        self.schema = config.schemas[name]
+        self.transport = self.endpoint.transport
+        self.adapter = adapter
+
+
+class AdapterRuntime:
+    def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester) -> None:
+        self.config = config
+        self.name = config.adapter.name
+        self.display_name = self.name.upper()
+        self.values = config.values
+        self.settings = settings
+        self.cache = cache
+        self.requester = requester
+        self.keys = KeyMaker(settings.CACHE_KEY_GROUP or self.name, settings.CACHE_KEY_IGNORED_PROPS)
+        self.endpoints = {e.name: EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints}
+        self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
+                        for alias in (rt.name, *rt.endpoint.aliases)}
+        self._flights = SingleFlight()
+        self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
+
+    def resolve_endpoint(self, requested: Any) -> EndpointRuntime:
+        name = requested or self.config.adapter.default_endpoint
+        if not name:
+            raise AdapterInputError(f"the request names no endpoint and {self.display_name} has no default; "
+                                    f"give one of: {self._valid_endpoints()}")
+        if not isinstance(name, str):
+            raise AdapterInputError(f"endpoint: must be a string, got {short(name)}")
+        runtime = self._lookup.get(name.lower())
+        if runtime is None:
+            raise EndpointNotFoundError(f"adapter {self.display_name} has no endpoint {short(name)}; "
+                                        f"valid endpoints: {self._valid_endpoints()}")
+        return runtime
+
+    def _valid_endpoints(self) -> str:
+        return ", ".join(f"{e.name} (alias {', '.join(e.endpoint.aliases)})" if e.endpoint.aliases else e.name
+                         for e in self.endpoints.values())
+
+    def apply_overrides(self, endpoint: EndpointRuntime, params: dict[str, Any],
+                        request_overrides: Any) -> dict[str, Any]:
+        """Map symbols to provider ids: ``data.overrides[<adapter>]`` first, then the adapter's own file."""
+        mine = self._request_overrides(request_overrides)
+        for param in endpoint.endpoint.override_params:
+            value = params.get(param)
+            if isinstance(value, str):
+                symbol = value.upper()
+                replacement = mine.get(symbol) or self.config.overrides.get(symbol)
+                if replacement:
+                    params[param] = replacement
+        return params
+
+    def _request_overrides(self, overrides: Any) -> dict[str, str]:
+        if overrides is None:
+            return {}
+        if not isinstance(overrides, dict):
+            raise AdapterInputError("data.overrides: must be an object like {\"" + self.name
+                                    + "\": {\"ETH\": \"ethereum\"}}, got " + short(overrides))
+        mine: dict[str, str] = {}
+        for adapter_name, mapping in overrides.items():
+            if not isinstance(mapping, dict):
+                raise AdapterInputError(f"data.overrides.{adapter_name}: must be an object of symbol to id, "
+                                        f"got {short(mapping)}")
+            for symbol, replacement in mapping.items():
+                if not isinstance(replacement, str) or not replacement:
+                    raise AdapterInputError(f"data.overrides.{adapter_name}.{symbol}: must be a non-empty "
+                                            f"string, got {short(replacement)}")
+            if adapter_name.lower().replace("-", "_") == self.name:
+                mine.update({symbol.upper(): replacement for symbol, replacement in mapping.items()})
+        return mine
+
+    def fetch(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str, ttl_ms: int,
+              coalesce: bool) -> CacheEntry:
+        """The entry for ``params`` from the provider, stored in the cache for every other reader."""
+        return self._flights.run(key, lambda: self._fetch_once_across_processes(endpoint, params, key, ttl_ms,
+                                                                                 coalesce))
+
+    def _fetch_once_across_processes(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                                     ttl_ms: int, coalesce: bool) -> CacheEntry:
+        if not (coalesce and self.settings.REQUEST_COALESCING_ENABLED and self.settings.CACHE_ENABLED):
+            return self._fetch_and_store(endpoint, params, key, ttl_ms)
+        owner = self.cache.add_marker(key, self._marker_ttl_ms)
+        if not owner:
+            entry = wait_for_other_process(self.cache, key, self.settings)
+            if entry is not None:
+                return entry
+        try:
+            return self._fetch_and_store(endpoint, params, key, ttl_ms)
+        finally:
+            if owner:
+                self.cache.delete_marker(key)
+
+    def _fetch_and_store(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                         ttl_ms: int) -> CacheEntry:
+        outcomes = endpoint.transport.fetch([params], self.values, self.requester)
+        mine = None
+        for outcome in outcomes:
+            entry = self.entry_for(outcome)
+            feed_key = key if outcome.params is params else self.keys.key(endpoint.name, outcome.params)
+            self.store(feed_key, entry, ttl_ms)
+            if feed_key == key:
+                mine = entry
+        if mine is None:  # a transport that answered other feeds but not this one
+            mine = self.entry_for(FeedOutcome(params, AdapterError("the transport returned no value for this "
+                                                                   "feed"), None, 0, 0))
+        return mine
+
+    def store(self, key: str, entry: CacheEntry, ttl_ms: int) -> None:
+        if not self.settings.CACHE_ENABLED:
+            return
+        if entry.is_success:
+            self.cache.set(key, entry, ttl_ms)
+        elif self.settings.CACHE_ERROR_MAX_AGE:
+            self.cache.set(key, entry, self.settings.CACHE_ERROR_MAX_AGE)
+
+    def entry_for(self, feed: FeedOutcome) -> CacheEntry:
+        """Serialise once, at write time: hits then splice text instead of re-encoding objects."""
+        outcome = feed.outcome
+        if isinstance(outcome, Success):
+            if self.settings.API_VERBOSE and outcome.data is not None:
+                data = {**outcome.data, "result": outcome.result}
+            else:
+                data = {"result": outcome.result}
+            timestamps = {"providerDataRequestedUnixMs": feed.requested_ms,
+                          "providerDataReceivedUnixMs": feed.received_ms}
+            if outcome.provider_indicated_ms is not None:
+                timestamps["providerIndicatedTimeUnixMs"] = outcome.provider_indicated_ms
+            body = {"data": data, "result": outcome.result, "statusCode": 200,
+                    "providerStatusCode": feed.provider_status_code, "timestamps": timestamps}
+            return CacheEntry(200, feed.received_ms, json.dumps(body, separators=(",", ":")))
+        body = outcome.body()
+        body["timestamps"] = {"providerDataRequestedUnixMs": feed.requested_ms,
+                              "providerDataReceivedUnixMs": feed.received_ms}
+        return CacheEntry(outcome.status_code, feed.received_ms, json.dumps(body, separators=(",", ":")))

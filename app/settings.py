@@ -1,0 +1,257 @@
+"""Every setting pyea reads, parsed once from the environment and validated as a whole.
+
+One declaration per setting drives parsing, the all-problems-at-once startup error, ``/status`` and the
+settings table in the docs, so those can never drift apart. Names and defaults follow the v2/v3 TypeScript
+frameworks so operators switching over keep their environment files.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+_SECRET_NAME = re.compile(r"(API_KEY|PASSWORD|SECRET|TOKEN|PRIVATE_KEY)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How one environment variable is parsed and what values it accepts."""
+
+    name: str
+    default: Any
+    description: str
+    group: str = "adapter"
+    kind: str = "str"  # str | int | bool | enum | list | path | url
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] = ()
+    sensitive: bool = False
+    unit: str = ""
+
+    @property
+    def is_secret(self) -> bool:
+        return self.sensitive or bool(_SECRET_NAME.search(self.name))
+
+    def allowed(self) -> str:
+        """Human wording of what the setting accepts, for error messages and the docs."""
+        if self.kind == "int":
+            bounds = []
+            if self.minimum is not None:
+                bounds.append(f">= {self.minimum}")
+            if self.maximum is not None:
+                bounds.append(f"<= {self.maximum}")
+            text = "an integer" + (" " + " and ".join(bounds) if bounds else "")
+            return text + (f" ({self.unit})" if self.unit else "")
+        if self.kind == "bool":
+            return "true or false"
+        if self.kind == "enum":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "path":
+            return "a URL path starting with /"
+        if self.kind == "url":
+            return "an http:// or https:// URL"
+        if self.kind == "list":
+            return "a comma-separated list"
+        return "a string"
+
+    def parse(self, raw: str) -> Any:
+        """Turn the raw environment string into a typed value, or raise ValueError with what is allowed."""
+        text = raw.strip()
+        if self.kind == "int":
+            try:
+                value = int(text)
+            except ValueError:
+                raise ValueError(self.allowed()) from None
+            if (self.minimum is not None and value < self.minimum) or (
+                    self.maximum is not None and value > self.maximum):
+                raise ValueError(self.allowed())
+            return value
+        if self.kind == "bool":
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(self.allowed())
+        if self.kind == "enum":
+            if text.lower() not in self.choices:
+                raise ValueError(self.allowed())
+            return text.lower()
+        if self.kind == "list":
+            return tuple(item.strip() for item in text.split(",") if item.strip())
+        if self.kind == "path":
+            if not text.startswith("/") or any(c in text for c in "?#"):
+                raise ValueError(self.allowed())
+            return text if text.endswith("/") else text + "/"
+        if self.kind == "url":
+            if not re.match(r"^https?://[^\s/]+", text):
+                raise ValueError(self.allowed())
+            return text.rstrip("/")
+        return text
+
+
+@dataclass(frozen=True)
+class Problem:
+    name: str
+    value: str | None
+    allowed: str
+
+    def __str__(self) -> str:
+        shown = "(unset)" if self.value is None else repr(self.value)
+        return f"{self.name}={shown}: must be {self.allowed}"
+
+
+class SettingsError(Exception):
+    """Startup refused: lists every bad variable at once so an operator fixes them in one go."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = list(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        count = len(self.problems)
+        super().__init__(f"Invalid configuration ({count} problem{'s' if count != 1 else ''}):\n{lines}")
+
+
+def setting(default: Any, description: str, group: str, **rules: Any) -> Any:
+    """Declare a framework setting as a dataclass field; its name is the field's name."""
+    kind = rules.pop("kind", None) or {bool: "bool", int: "int"}.get(type(default), "str")
+    return field(default=default, metadata={"spec": dict(default=default, description=description,
+                                                         group=group, kind=kind, **rules)})
+
+
+def parse_specs(specs: Iterable[Spec], environ: Mapping[str, str], prefixes: tuple[str, ...] = ("",),
+                ) -> tuple[dict[str, Any], list[Problem]]:
+    """Parse each spec from the first of ``PREFIX + NAME`` that is set; collect problems instead of raising."""
+    values: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for spec in specs:
+        raw, source = None, spec.name
+        for prefix in prefixes:
+            if environ.get(prefix + spec.name, "").strip() != "":
+                raw, source = environ[prefix + spec.name], prefix + spec.name
+                break
+        if raw is None:
+            values[spec.name] = spec.default
+            continue
+        try:
+            values[spec.name] = spec.parse(raw)
+        except ValueError as exc:
+            values[spec.name] = spec.default  # keeps the object whole so every other problem is still found
+            problems.append(Problem(source, REDACTED if spec.is_secret else raw, str(exc)))
+    return values, problems
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The framework's settings; adapters declare their own (API key, endpoint) beside their code."""
+
+    # server
+    BASE_URL: str = setting("/", "URL path the adapter is served under", "server", kind="path")
+    EA_HOST: str = setting("127.0.0.1", "Address gunicorn binds to (loopback unless exposed on purpose)",
+                           "server")
+    EA_PORT: int = setting(8080, "Port gunicorn binds to", "server", minimum=1, maximum=65535)
+    EA_WORKERS: int = setting(2, "gunicorn worker processes (see README: measured default)", "server",
+                              minimum=1, maximum=64)
+    EA_THREADS: int = setting(8, "Threads per gunicorn worker", "server", minimum=1, maximum=256)
+    UUID: str = setting("", "Identity of this instance (random when unset)", "server")
+    ADAPTERS: tuple[str, ...] = setting((), "Adapters to serve; the first is also served at BASE_URL "
+                                            "(default: coingecko)", "server", kind="list")
+    MAX_PAYLOAD_SIZE_LIMIT: int = setting(1048576, "Largest request body accepted", "server",
+                                          minimum=1024, maximum=1073741824, unit="bytes")
+    API_VERBOSE: bool = setting(False, "Put the provider's whole answer in data", "server")
+    # logging
+    LOG_LEVEL: str = setting("info", "Log level", "logging", kind="enum",
+                             choices=("debug", "info", "warning", "warn", "error", "critical"))
+    LOG_FORMAT: str = setting("", "json (one object per line) or pretty (default: json, pretty when "
+                                  "NODE_ENV=development)", "logging", kind="enum", choices=("json", "pretty"))
+    NODE_ENV: str = setting("production", "development switches logs to pretty", "logging")
+    DEBUG: bool = setting(False, "Include stack traces in 500 responses", "logging")
+    CORRELATION_ID_ENABLED: bool = setting(True, "Tag log lines with x-correlation-id (or a generated id)",
+                                           "logging")
+    # timeouts
+    API_TIMEOUT: int = setting(30000, "Timeout of one provider request", "timeouts", minimum=100,
+                               maximum=600000, unit="ms")
+    RETRY: int = setting(1, "Retries of a provider request on connection errors, 5xx and 429", "timeouts",
+                         minimum=0, maximum=10)
+    # cache
+    CACHE_ENABLED: bool = setting(True, "Serve and store provider answers through the cache", "cache")
+    CACHE_TYPE: str = setting("local", "local (diskcache, shared by the workers of one VM) or redis",
+                              "cache", kind="enum", choices=("local", "redis"))
+    CACHE_DIR: str = setting("", "Directory of the local cache (default: ./cache)", "cache")
+    CACHE_KEY_GROUP: str = setting("", "Prefix of cache keys (default: the adapter name)", "cache")
+    CACHE_KEY_IGNORED_PROPS: tuple[str, ...] = setting((), "More data keys left out of cache keys", "cache",
+                                                       kind="list")
+    CACHE_MAX_AGE: int = setting(90000, "Time a value stays cached when the request gives no maxAge",
+                                 "cache", minimum=1000, unit="ms")
+    CACHE_MIN_AGE: int = setting(30000, "Lowest per-request maxAge honoured", "cache", minimum=0, unit="ms")
+    CACHE_MAX_ITEMS: int = setting(500, "Entries kept in the local cache (oldest written evicted first)",
+                                   "cache", minimum=1)
+    CACHE_UPDATE_AGE_ON_GET: bool = setting(False, "A read extends the entry's expiry", "cache")
+    CACHE_ERROR_MAX_AGE: int = setting(5000, "Time a provider failure is remembered so a broken feed does "
+                                             "not burn credits (0: never)", "cache", minimum=0, unit="ms")
+    # rate limit (tier validated at startup)
+    RATE_LIMIT_ENABLED: bool = setting(True, "Limit outbound provider calls", "rate limit")
+    RATE_LIMIT_API_PROVIDER: str = setting("", "Provider in limits.json (default: the adapter name)",
+                                           "rate limit")
+    RATE_LIMIT_API_TIER: str = setting("", "Tier in limits.json (default: the provider's first tier)",
+                                       "rate limit")
+    RATE_LIMIT_CAPACITY: int | None = setting(None, "Calls per minute, instead of a tier", "rate limit",
+                                              kind="int", minimum=1)
+    RATE_LIMIT_CAPACITY_SECOND: int | None = setting(None, "Calls per second, instead of a tier",
+                                                     "rate limit", kind="int", minimum=1)
+    RATE_LIMIT_CAPACITY_MINUTE: int | None = setting(None, "Calls per minute, instead of a tier",
+                                                     "rate limit", kind="int", minimum=1)
+    # coalescing
+    REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across worker "
+                                                      "processes (threads of a process always are)",
+                                               "coalescing")
+    REQUEST_COALESCING_INTERVAL: int = setting(100, "First wait for another process's fetch", "coalescing",
+                                               minimum=1, unit="ms")
+    REQUEST_COALESCING_INTERVAL_MAX: int = setting(1000, "Longest single wait", "coalescing", minimum=1,
+                                                   unit="ms")
+    REQUEST_COALESCING_INTERVAL_COEFFICIENT: int = setting(2, "Growth of the wait", "coalescing", minimum=1,
+                                                           maximum=10)
+    REQUEST_COALESCING_ENTROPY_MAX: int = setting(0, "Random extra wait before the first check",
+                                                  "coalescing", minimum=0, unit="ms")
+    REQUEST_COALESCING_MAX_RETRIES: int = setting(5, "Checks before fetching anyway", "coalescing",
+                                                  minimum=0, maximum=100)
+
+    @classmethod
+    def specs(cls) -> list[Spec]:
+        return [Spec(name=f.name, **f.metadata["spec"]) for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def parse(cls, environ: Mapping[str, str] | None = None) -> tuple[Settings, list[Problem]]:
+        """Parse and cross-check; problems are returned so callers can add their own before raising."""
+        env = os.environ if environ is None else environ
+        values, problems = parse_specs(cls.specs(), env)
+        bad = {p.name for p in problems}
+        if not bad & {"CACHE_MIN_AGE", "CACHE_MAX_AGE"} and values["CACHE_MIN_AGE"] > values["CACHE_MAX_AGE"]:
+            problems.append(Problem("CACHE_MIN_AGE", str(values["CACHE_MIN_AGE"]),
+                                    f"<= CACHE_MAX_AGE ({values['CACHE_MAX_AGE']})"))
+        if values["REQUEST_COALESCING_INTERVAL"] > values["REQUEST_COALESCING_INTERVAL_MAX"]:
+            problems.append(Problem("REQUEST_COALESCING_INTERVAL", str(values["REQUEST_COALESCING_INTERVAL"]),
+                                    "<= REQUEST_COALESCING_INTERVAL_MAX"))
+        if not values["UUID"]:
+            values["UUID"] = str(uuid.uuid4())
+        if not values["CACHE_DIR"]:
+            values["CACHE_DIR"] = os.path.abspath("cache")
+        if not values["LOG_FORMAT"]:
+            values["LOG_FORMAT"] = "pretty" if values["NODE_ENV"] == "development" else "json"
+        return cls(**values), problems
+
+    def redacted(self) -> list[dict[str, Any]]:
+        """Every setting with its value for ``/status``; secrets never leave the process."""
+        rows = []
+        for spec in self.specs():
+            value = getattr(self, spec.name)
+            rows.append({"name": spec.name, "value": REDACTED if spec.is_secret and value else value,
+                         "default": spec.default, "group": spec.group, "description": spec.description})
+        return rows

@@ -1,0 +1,69 @@
+"""HTTP polling transport: the adapter says how to build provider requests and how to read the answers.
+
+Batching is declared with ``max_batch_size``: the framework hands ``prepare_requests`` up to that many
+parameter sets and the adapter may cover them with one provider call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from app.errors import AdapterError, DataProviderError
+from app.requester import ProviderRequest, ProviderResponse, Requester, now_ms
+from app.transports import FeedOutcome, Outcome, Params, Success, Transport
+
+log = logging.getLogger("pyea.transport")
+
+
+class HttpTransport(Transport):
+    kind = "http"
+    #: How many parameter sets one provider call may answer; 1 means no batching.
+    max_batch_size = 1
+
+    def prepare_requests(self, params_list: Sequence[Params],
+                         config: Mapping[str, Any]) -> list[ProviderRequest]:
+        raise NotImplementedError
+
+    def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
+                       config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        raise NotImplementedError
+
+    def fetch(self, params_list: Sequence[Params], config: Mapping[str, Any],
+              requester: Requester) -> list[FeedOutcome]:
+        outcomes: list[FeedOutcome] = []
+        for request in self.prepare_requests(params_list, config):
+            requested_ms = now_ms()
+            try:
+                response = requester.send(request)
+            except AdapterError as exc:
+                received_ms = now_ms()
+                outcomes.extend(FeedOutcome(p, exc, exc.provider_status_code, requested_ms, received_ms)
+                                for p in request.params_list)
+                continue
+            outcomes.extend(FeedOutcome(p, outcome, response.status_code, response.requested_ms,
+                                        response.received_ms)
+                            for p, outcome in self._parse(request, response, config))
+        return outcomes
+
+    def _parse(self, request: ProviderRequest, response: ProviderResponse,
+               config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        """Run the adapter's parser; a crash there means the provider sent a shape we did not expect,
+        which the node should see as a provider error (502), not as a bug in pyea (500)."""
+        try:
+            parsed = self.parse_response(request.params_list, response, config)
+        except AdapterError as exc:
+            return [(p, exc) for p in request.params_list]
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            log.warning("unexpected provider answer shape: %r", exc)
+            error = DataProviderError(f"provider answer has an unexpected shape ({type(exc).__name__}: {exc})",
+                                      provider_status_code=response.status_code)
+            return [(p, error) for p in request.params_list]
+        answered = {id(p) for p, _ in parsed}
+        missing = DataProviderError("provider answer did not include this feed",
+                                    provider_status_code=response.status_code)
+        return parsed + [(p, missing) for p in request.params_list if id(p) not in answered]
+
+
+__all__ = ["HttpTransport", "ProviderRequest", "ProviderResponse", "Success"]
