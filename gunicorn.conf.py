@@ -32,6 +32,8 @@ graceful_timeout = 20
 keepalive = 5
 # Workers must each open their own cache handle and HTTP session: never build the app before forking.
 preload_app = False
+# gunicorn >= 24 opens a control socket at one fixed path per user; several instances on a VM would collide.
+control_socket_disable = True
 
 
 def post_worker_init(worker):

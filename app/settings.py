@@ -189,7 +189,7 @@ class Settings:
     CACHE_KEY_IGNORED_PROPS: tuple[str, ...] = setting((), "More data keys left out of cache keys", "cache",
                                                        kind="list")
     CACHE_MAX_AGE: int = setting(90000, "Time a value stays cached when the request gives no maxAge",
-                                 "cache", minimum=1000, unit="ms")
+                                 "cache", minimum=100, unit="ms")
     CACHE_MIN_AGE: int = setting(30000, "Lowest per-request maxAge honoured", "cache", minimum=0, unit="ms")
     CACHE_MAX_ITEMS: int = setting(500, "Entries kept in the local cache (oldest written evicted first)",
                                    "cache", minimum=1)

@@ -1,0 +1,200 @@
+"""Test kit: a scriptable fake provider on 127.0.0.1 and a real gunicorn running pyea.
+
+Nothing is mocked: the fake provider is a real HTTP server that records every call, and ``GunicornProcess``
+runs the same command an operator runs. Tests and benchmarks share these so they measure the same thing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = None  # JSON-encoded unless bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+class FakeProvider:
+    """A provider double speaking CoinGecko's ``/simple/price`` and ``/global`` unless told otherwise.
+
+    ``prices[(coin_id, currency)]`` drives ``/simple/price``; ``respond(fn)`` replaces the behaviour with a
+    function of the ``Call``; ``delay_s`` slows every answer.
+    """
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.prices: dict[tuple[str, str], float] = {("ethereum", "usd"): 3021.5, ("bitcoin", "usd"): 97000.0,
+                                                     ("chainlink", "usd"): 14.25, ("ethereum", "eur"): 2800.0}
+        self.delay_s = 0.0
+        self._responder: Callable[[Call], Reply] | None = None
+        self._lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                provider._serve(self)
+
+            do_POST = do_GET
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            request_queue_size = 512
+
+        self._server = Server(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def respond(self, responder: Callable[[Call], Reply] | None) -> None:
+        self._responder = responder
+
+    def count(self, path: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for c in self.calls if path is None or c.path.endswith(path))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        length = int(handler.headers.get("content-length") or 0)
+        if length:
+            handler.rfile.read(length)
+        call = Call(handler.command, parts.path, dict(parse_qsl(parts.query)),
+                    {k.lower(): v for k, v in handler.headers.items()})
+        with self._lock:
+            self.calls.append(call)
+        reply = self._responder(call) if self._responder else self._coingecko(call)
+        if reply.delay_s or self.delay_s:
+            time.sleep(reply.delay_s or self.delay_s)
+        body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+        try:
+            handler.send_response(reply.status)
+            headers = {"content-type": "application/json", **reply.headers}
+            for name, value in headers.items():
+                handler.send_header(name, value)
+            handler.send_header("content-length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (e.g. its timeout): nothing to answer
+
+    def _coingecko(self, call: Call) -> Reply:
+        if call.path.endswith("/simple/price"):
+            ids = call.query.get("ids", "").split(",")
+            currencies = call.query.get("vs_currencies", "").split(",")
+            answer: dict[str, dict[str, float]] = {}
+            for coin in ids:
+                for currency in currencies:
+                    price = self.prices.get((coin, currency))
+                    if price is None:
+                        continue
+                    entry = answer.setdefault(coin, {})
+                    entry[currency] = price
+                    if call.query.get("include_market_cap") == "true":
+                        entry[f"{currency}_market_cap"] = price * 1e6
+                    if call.query.get("include_24hr_vol") == "true":
+                        entry[f"{currency}_24h_vol"] = price * 1e3
+                    entry["last_updated_at"] = 1763699999
+            return Reply(body=answer)
+        if call.path.endswith("/global"):
+            return Reply(body={"data": {"total_market_cap": {"usd": 3.2e12, "eur": 2.9e12},
+                                        "market_cap_percentage": {"btc": 56.1, "eth": 11.9},
+                                        "updated_at": 1763699999}})
+        return Reply(404, {"error": "not found"})
+
+
+class GunicornProcess:
+    """``gunicorn`` run from the repository as an operator would, on a free loopback port."""
+
+    def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = ("app:create_app()",),
+                 port: int | None = None, log_path: Path | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port), **env}
+        self.args = args
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 20.0) -> GunicornProcess:
+        out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *self.args], cwd=REPO, env=self.env,
+                                     stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {self.proc.returncode}: {self.log()}")
+            try:
+                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"gunicorn did not answer /health within {timeout_s} s: {self.log()}")
+
+    def stop(self, timeout_s: float = 20.0) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path and self.log_path.exists() else ""
+
+    def __enter__(self) -> GunicornProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
