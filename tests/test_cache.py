@@ -1,0 +1,144 @@
+"""Cache behaviour: shared keys, TTLs, maxAge, eviction, and values that no request can corrupt."""
+
+from __future__ import annotations
+
+import json
+import time
+
+from app.cache import CacheEntry
+from app.cache.keys import KeyMaker
+from app.cache.local import LocalCache
+from tests.conftest import node_request
+
+
+def test_equivalent_requests_share_one_entry(client, provider):
+    first = client.post("/", json={"id": 1, "data": {"base": "LINK", "quote": "USD"}})
+    second = client.post("/", json={"id": 2, "data": {"from": "link", "quote": "USD", "maxAge": 60000}})
+    assert first.status_code == second.status_code == 200
+    assert second.get_json()["meta"]["cacheHit"] is True
+    assert provider.count() == 1
+
+
+def test_unknown_and_ignored_keys_do_not_split_the_cache(make_app, provider):
+    client = make_app(CACHE_KEY_IGNORED_PROPS="nonce").test_client()
+    node_request(client, {"base": "ETH", "quote": "USD"})
+    node_request(client, {"base": "ETH", "quote": "USD", "whatever": 1, "meta": {"x": 1}, "nonce": 7})
+    assert provider.count() == 1
+
+
+def test_different_feeds_and_endpoints_do_not_collide(client, provider):
+    assert node_request(client, {"base": "ETH", "quote": "USD"}).get_json()["result"] == 3021.5
+    assert node_request(client, {"base": "ETH", "quote": "EUR"}).get_json()["result"] == 2800.0
+    marketcap = node_request(client, {"base": "ETH", "quote": "USD"}, endpoint="marketcap").get_json()
+    assert marketcap["result"] == 3021.5 * 1e6
+    assert provider.count() == 3
+
+
+def test_key_group_prefixes_keys():
+    params = {"base": "ETH", "quote": "USD"}
+    a, b = KeyMaker("coingecko").key("crypto", params), KeyMaker("other").key("crypto", params)
+    assert a.startswith("coingecko:crypto:") and b.startswith("other:crypto:") and a[-40:] == b[-40:]
+    assert KeyMaker("g").key("crypto", {"quote": "USD", "base": "ETH"}) == KeyMaker("g").key("crypto", params)
+    nested = KeyMaker("g", ["secret"])
+    assert nested.key("e", {"a": {"secret": 1, "b": 2}}) == nested.key("e", {"a": {"b": 2}})
+
+
+def test_repeat_within_ttl_costs_nothing_and_expiry_refetches(make_app, provider):
+    client = make_app(CACHE_MAX_AGE="300", CACHE_MIN_AGE="0").test_client()
+    node_request(client)
+    for _ in range(5):
+        assert node_request(client).get_json()["meta"]["cacheHit"] is True
+    assert provider.count() == 1
+    time.sleep(0.4)
+    assert node_request(client).get_json()["meta"]["cacheHit"] is False
+    assert provider.count() == 2
+
+
+def test_negative_max_age_bypasses_the_read(client, provider):
+    for _ in range(3):
+        body = node_request(client, {"base": "ETH", "quote": "USD", "maxAge": -1}).get_json()
+        assert body["meta"]["cacheHit"] is False
+    assert provider.count() == 3
+    assert node_request(client).get_json()["meta"]["cacheHit"] is True  # the fresh value was still stored
+
+
+def test_max_age_is_clamped_and_limits_accepted_age(make_app, provider):
+    client = make_app(CACHE_MIN_AGE="200", CACHE_MAX_AGE="60000").test_client()
+    node_request(client)
+    time.sleep(0.25)
+    # 1 ms is clamped up to CACHE_MIN_AGE (200 ms); the entry is older, so it is refetched
+    assert node_request(client, {"base": "ETH", "quote": "USD", "maxAge": 1}).get_json()["meta"]["cacheHit"] is False
+    assert node_request(client, {"base": "ETH", "quote": "USD", "maxAge": 1}).get_json()["meta"]["cacheHit"] is True
+    assert provider.count() == 2
+
+
+def test_bad_max_age_is_400(client):
+    response = node_request(client, {"base": "ETH", "quote": "USD", "maxAge": "soon"})
+    assert response.status_code == 400 and "data.maxAge" in response.get_json()["error"]["message"]
+
+
+def test_update_age_on_get_extends_expiry(make_app, provider):
+    client = make_app(CACHE_MAX_AGE="400", CACHE_MIN_AGE="0", CACHE_UPDATE_AGE_ON_GET="true").test_client()
+    node_request(client)
+    for _ in range(4):
+        time.sleep(0.15)
+        assert node_request(client).get_json()["meta"]["cacheHit"] is True
+    assert provider.count() == 1
+
+
+def test_cache_disabled_always_fetches(make_app, provider):
+    client = make_app(CACHE_ENABLED="false").test_client()
+    for _ in range(3):
+        assert node_request(client).status_code == 200
+    assert provider.count() == 3
+
+
+def test_max_items_evicts_the_oldest_written(tmp_path):
+    cache = LocalCache(str(tmp_path), max_items=3)
+    for i in range(5):
+        cache.set(f"k{i}", CacheEntry(200, i, json.dumps({"result": i})), 60000)
+    assert len(cache) == 3
+    assert cache.get("k0") is None and cache.get("k1") is None
+    assert cache.get("k4").body == '{"result":4}'
+
+
+def test_an_error_never_overwrites_an_unexpired_success(tmp_path):
+    cache = LocalCache(str(tmp_path), max_items=10)
+    good, bad = CacheEntry(200, 1, '{"result":1}'), CacheEntry(502, 2, '{"error":{}}')
+    assert cache.set("k", good, 60000)
+    assert cache.set("k", bad, 60000) is False
+    assert cache.get("k") == good
+    assert cache.set("expired", good, 1)
+    time.sleep(0.01)
+    assert cache.set("expired", bad, 60000) is True
+    assert cache.set("k", CacheEntry(200, 3, '{"result":3}'), 60000) is True  # successes always replace
+
+
+def test_cached_responses_are_never_mutated_by_later_requests(make_app):
+    client = make_app(API_VERBOSE="true").test_client()
+    first = node_request(client, id="a").get_json()
+    tampered = node_request(client, id="b").get_json()
+    tampered["data"]["result"] = -1
+    third = node_request(client, id="c").get_json()
+    assert third["data"] == first["data"] and third["result"] == first["result"]
+    assert third["jobRunID"] == "c"
+
+
+def test_cache_survives_a_new_app_on_the_same_directory(make_app, provider, tmp_path):
+    directory = str(tmp_path / "shared")
+    node_request(make_app(CACHE_DIR=directory).test_client())
+    again = node_request(make_app(CACHE_DIR=directory).test_client())
+    assert again.get_json()["meta"]["cacheHit"] is True
+    assert provider.count() == 1
+
+
+def test_provider_errors_are_remembered_briefly(make_app, provider):
+    from app.testing import Reply
+    provider.respond(lambda call: Reply(500, {"error": "boom"}))
+    client = make_app(RETRY="0", CACHE_ERROR_MAX_AGE="300").test_client()
+    assert node_request(client).status_code == 502
+    assert node_request(client).status_code == 502
+    assert provider.count() == 1
+    provider.respond(None)
+    time.sleep(0.35)
+    assert node_request(client).status_code == 200
