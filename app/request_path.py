@@ -151,5 +151,5 @@ def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: b
 
 def render_error(exc: AdapterError, job_run_id: Any = "1") -> Response:
     body = {"jobRunID": job_run_id, **exc.body()}
-    return Response(json.dumps(body), status=exc.status_code, mimetype=JSON_MIMETYPE)
+    return Response(json.dumps(body, separators=(",", ":")), status=exc.status_code, mimetype=JSON_MIMETYPE)
 

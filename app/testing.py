@@ -55,7 +55,7 @@ class FakeProvider:
     function of the ``Call``; ``delay_s`` slows every answer.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.calls: list[Call] = []
         self.prices: dict[tuple[str, str], float] = {("ethereum", "usd"): 3021.5, ("bitcoin", "usd"): 97000.0,
                                                      ("chainlink", "usd"): 14.25, ("ethereum", "eur"): 2800.0}
@@ -79,7 +79,7 @@ class FakeProvider:
             daemon_threads = True
             request_queue_size = 512
 
-        self._server = Server(("127.0.0.1", 0), Handler)
+        self._server = Server(("127.0.0.1", port), Handler)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)

@@ -1,0 +1,79 @@
+"""``pyea``: operator commands that need no running server.
+
+``serve`` runs gunicorn with the repository's gunicorn.conf.py, ``check`` validates the environment the way
+startup does, ``settings`` prints the settings reference, ``fake-provider`` serves a fake CoinGecko on loopback
+for trying pyea without credentials or network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def _check() -> int:
+    from app.host import load_config
+    from app.settings import SettingsError
+
+    try:
+        config = load_config()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    names = ", ".join(cfg.adapter.name for cfg in config.adapters)
+    print(f"OK: settings valid; adapters: {names}")
+    return 0
+
+
+def _settings_table() -> str:
+    from app.settings import Settings
+
+    rows = ["| setting | default | allowed | description |", "|---|---|---|---|"]
+    for spec in Settings.specs():
+        default = "" if spec.default in (None, "", ()) else f"`{spec.default}`"
+        rows.append(f"| `{spec.name}` | {default} | {spec.allowed()} | {spec.description} |")
+    return "\n".join(rows)
+
+
+def _serve() -> int:
+    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(conf)])
+    return 0  # not reached: exec replaces this process
+
+
+def _fake_provider(port: int) -> int:
+    from app.testing import FakeProvider
+
+    with FakeProvider(port=port) as fake:
+        print(f"fake CoinGecko at {fake.url} (Ctrl-C to stop)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pyea", description="Chainlink External Adapter host")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="run gunicorn with gunicorn.conf.py")
+    commands.add_parser("check", help="validate the environment's settings and exit")
+    commands.add_parser("settings", help="print the settings reference as a Markdown table")
+    fake = commands.add_parser("fake-provider", help="serve a fake CoinGecko on 127.0.0.1 for demos")
+    fake.add_argument("--port", type=int, default=8999)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve()
+    if args.command == "check":
+        return _check()
+    if args.command == "settings":
+        print(_settings_table())
+        return 0
+    return _fake_provider(args.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
