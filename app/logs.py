@@ -9,9 +9,10 @@ import json
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Iterable
 
-from flask import g, has_request_context
+from flask import g, has_request_context, request
 
 from app.settings import REDACTED, Settings
 
@@ -27,9 +28,7 @@ class _Formatter(logging.Formatter):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
-        correlation_id = None
-        if self.correlation and has_request_context():
-            correlation_id = getattr(g, "correlation_id", None)
+        correlation_id = request_correlation_id() if self.correlation and has_request_context() else None
         if self.pretty:
             stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
             tag = f" [{correlation_id}]" if correlation_id else ""
@@ -45,6 +44,13 @@ class _Formatter(logging.Formatter):
         for secret in self.secrets:
             line = line.replace(secret, REDACTED)
         return line
+
+
+def request_correlation_id() -> str:
+    """The caller's ``x-correlation-id``, else one made up on first use: only requests that log pay for it."""
+    if "correlation_id" not in g:
+        g.correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
+    return g.correlation_id
 
 
 def configure_logging(settings: Settings, secrets: Iterable[str]) -> logging.Logger:

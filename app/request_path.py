@@ -33,10 +33,8 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         data = read_data(body, request)
         endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
         data = coerce_query(endpoint, data, request)
-        params = endpoint.schema.normalise(data)
-        params = adapter.apply_overrides(endpoint, params, data.get("overrides"))
+        params, key = endpoint.resolve(data)
         max_age = read_max_age(data.get("maxAge"), adapter)
-        key = adapter.keys.key(endpoint.name, params)
 
         entry = read_cache(adapter, key, max_age)
         hit = entry is not None
@@ -142,10 +140,9 @@ def read_cache(adapter: AdapterRuntime, key: str, max_age: int) -> CacheEntry | 
 
 def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool) -> Response:
     """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated."""
-    meta = {"adapterName": endpoint.adapter.display_name, "endpoint": endpoint.name, "cacheHit": hit,
-            "staleness": round(max(0.0, time.time() - entry.received_ms / 1000), 3)}
-    text = (f'{{"jobRunID":{json.dumps(job_run_id)},{entry.body[1:-1]},'
-            f'"meta":{json.dumps(meta, separators=(",", ":"))}}}')
+    staleness = round(max(0.0, time.time() - entry.received_ms / 1000), 3)
+    text = (f'{{"jobRunID":{json.dumps(job_run_id)},{entry.body[1:-1]},{endpoint.meta_prefix}'
+            f'{"true" if hit else "false"},"staleness":{staleness}}}}}')
     return Response(text, status=entry.status_code, mimetype=JSON_MIMETYPE)
 
 

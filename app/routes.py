@@ -7,10 +7,9 @@ import platform
 import socket
 import time
 import traceback
-import uuid
 from collections.abc import Callable
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from app.errors import AdapterError, ServiceUnavailableError
@@ -51,8 +50,6 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
     app.add_url_rule(f"{base}health", "health", health)
     app.add_url_rule(f"{base}status", "status", status)
     _register_error_handlers(app, host.settings.DEBUG)
-    if host.settings.CORRELATION_ID_ENABLED:
-        app.before_request(_correlation_id)
 
 
 def _adapter_view(runtime: AdapterRuntime) -> Callable[[], Response]:
@@ -75,10 +72,6 @@ def _adapter_status(runtime: AdapterRuntime) -> dict:
         "rateLimit": None if limit is None else {"perSecond": limit.per_second, "perMinute": limit.per_minute,
                                                  "perHour": limit.per_hour, "source": limit.source},
     }
-
-
-def _correlation_id() -> None:
-    g.correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
 
 
 def _register_error_handlers(app: Flask, debug: bool) -> None:

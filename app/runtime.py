@@ -7,9 +7,11 @@ in-flight marker in the shared cache.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from app.cache import Cache, CacheEntry
@@ -27,6 +29,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("pyea.runtime")
 
 
+#: Distinct request ``data`` whose validation each endpoint remembers.
+RESOLVED_MEMO_SIZE = 4096
+
+
 class EndpointRuntime:
     def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str) -> None:
         self.endpoint = next(e for e in config.adapter.endpoints if e.name == name)
@@ -34,6 +40,24 @@ class EndpointRuntime:
         self.schema = config.schemas[name]
         self.transport = self.endpoint.transport
         self.adapter = adapter
+        self._resolve_text = functools.lru_cache(maxsize=RESOLVED_MEMO_SIZE)(self._resolve_uncached)
+        # Everything in a response's meta that does not change per request, encoded once.
+        self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
+                            f'"endpoint":{json.dumps(name)},"cacheHit":')
+
+    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
+        """Validated, overridden parameters (read-only) and their cache key.
+
+        Memoised on the request's data: nodes ask for the same few feeds again and again, and schema
+        validation would otherwise be the largest cost of a cache hit. Invalid data raises and is not kept.
+        """
+        return self._resolve_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+    def _resolve_uncached(self, text: str) -> tuple[Mapping[str, Any], str]:
+        data = json.loads(text)
+        params = self.schema.normalise(data)
+        params = self.adapter.apply_overrides(self, params, data.get("overrides"))
+        return MappingProxyType(params), self.adapter.keys.key(self.name, params)
 
 
 class AdapterRuntime:
@@ -73,6 +97,7 @@ class AdapterRuntime:
                         request_overrides: Any) -> dict[str, Any]:
         """Map symbols to provider ids: ``data.overrides[<adapter>]`` first, then the adapter's own file."""
         mine = self._request_overrides(request_overrides)
+        params = dict(params)
         for param in endpoint.endpoint.override_params:
             value = params.get(param)
             if isinstance(value, str):

@@ -99,7 +99,7 @@ def test_max_items_evicts_the_oldest_written(tmp_path):
         cache.set(f"k{i}", CacheEntry(200, i, json.dumps({"result": i})), 60000)
     assert len(cache) == 3
     assert cache.get("k0") is None and cache.get("k1") is None
-    assert cache.get("k4").body == '{"result":4}'
+    assert cache.get("k4").body == json.dumps({"result": 4})
 
 
 def test_an_error_never_overwrites_an_unexpired_success(tmp_path):
