@@ -186,3 +186,20 @@ def test_base_url_moves_every_route(make_app):
     assert client.get("/ea/health").status_code == 200
     assert client.get("/ea/status").status_code == 200
     assert client.post("/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 404
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_bug_is_a_500_json_without_stack_unless_debug(make_app, monkeypatch, debug):
+    app = make_app(DEBUG=str(debug).lower())
+    transport = app.extensions["pyea"].default.endpoints["crypto"].transport
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("adapter bug")
+
+    monkeypatch.setattr(transport, "fetch", broken)  # an adapter defect, as a real bug would surface
+    response = node_request(app.test_client())
+    body = error_of(response, 500)
+    assert "adapter bug" not in body["error"]["message"]
+    assert ("stack" in body["error"]) is debug
+    if debug:
+        assert "RuntimeError: adapter bug" in "".join(body["error"]["stack"])
