@@ -32,7 +32,6 @@ def create_app(wsgi_environ: Mapping[str, Any] | None = None, start_response: Ca
     configure_logging(config.settings, config.secrets())
     host = Host(config)
     flask_app = Flask("pyea")
-    flask_app.config["MAX_CONTENT_LENGTH"] = config.settings.MAX_PAYLOAD_SIZE_LIMIT
     flask_app.json.sort_keys = False
     flask_app.extensions["pyea"] = host
     register_routes(flask_app, host, __version__)

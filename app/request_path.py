@@ -13,10 +13,10 @@ import time
 from typing import Any
 
 from flask import Request, Response
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from app.cache import CacheEntry
 from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError
+from app.requester import strict_json_loads
 from app.runtime import AdapterRuntime, EndpointRuntime
 from app.validation import json_type, short
 
@@ -49,27 +49,27 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
 
 
 def read_body(request: Request, limit: int) -> dict[str, Any]:
-    try:
-        raw = request.get_data(cache=False)
-    except RequestEntityTooLarge:
-        raise PayloadTooLargeError(f"request body is larger than MAX_PAYLOAD_SIZE_LIMIT ({limit} bytes)") from None
+    """The JSON object in the body. The size limit is checked here rather than by Flask because werkzeug
+    silently truncates a chunked body at the limit, which would parse a cut-off body instead of refusing it."""
+    too_large = PayloadTooLargeError(f"request body is larger than MAX_PAYLOAD_SIZE_LIMIT ({limit} bytes)")
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    raw = request.stream.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
     if not raw.strip():
         return {}  # a bare POST or GET with a query string
     mimetype = request.mimetype
     if mimetype != JSON_MIMETYPE and not mimetype.endswith("+json"):
         raise AdapterInputError(f"Content-Type must be {JSON_MIMETYPE}, got {request.content_type or 'none'}")
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = strict_json_loads(raw)
     except (ValueError, RecursionError) as exc:
         raise AdapterInputError(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise AdapterInputError(f"request body must be a JSON object like {{\"data\": {{...}}}}, "
                                 f"got {json_type(body)}")
     return body
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed in JSON")
 
 
 def job_run_id_of(body: dict[str, Any]) -> Any:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import time
 from collections.abc import Iterable, Mapping
@@ -66,12 +67,29 @@ class ProviderResponse:
     received_ms: int
 
     def json(self) -> Any:
+        """The body, refusing NaN, Infinity and overflowing numbers: the node cannot parse them back."""
         try:
-            return json.loads(self.content)
+            return strict_json_loads(self.content)
         except ValueError:
             raise DataProviderError(
                 f"provider answered HTTP {self.status_code} with invalid JSON: {snippet(self.content)}",
                 provider_status_code=self.status_code) from None
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def strict_json_loads(raw: bytes | str) -> Any:
+    """``json.loads`` that accepts only what standard JSON parsers can read back (no NaN or Infinity)."""
+    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
 
 
 def snippet(content: bytes) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from app.cache import Cache, CacheEntry
 from app.cache.keys import KeyMaker
 from app.coalescing import SingleFlight, wait_for_other_process
-from app.errors import AdapterError, AdapterInputError, EndpointNotFoundError
+from app.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError
 from app.requester import Requester
 from app.transports import FeedOutcome, Success
 from app.validation import short
@@ -31,6 +32,8 @@ log = logging.getLogger("pyea.runtime")
 
 #: Distinct request ``data`` whose validation each endpoint remembers.
 RESOLVED_MEMO_SIZE = 4096
+#: Larger inputs are validated every time, so the memo stays small whatever clients send (4096 x 512 B).
+RESOLVED_MEMO_MAX_CHARS = 512
 
 
 class EndpointRuntime:
@@ -48,10 +51,15 @@ class EndpointRuntime:
     def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
         """Validated, overridden parameters (read-only) and their cache key.
 
-        Memoised on the request's data: nodes ask for the same few feeds again and again, and schema
-        validation would otherwise be the largest cost of a cache hit. Invalid data raises and is not kept.
+        Memoised on the parameters and overrides in the request's data (keys the endpoint ignores do not
+        count): nodes ask for the same few feeds again and again, and schema validation would otherwise be the
+        largest cost of a cache hit. Invalid data raises and is not kept.
         """
-        return self._resolve_text(json.dumps(data, sort_keys=True, separators=(",", ":")))
+        relevant = {k: v for k, v in data.items() if k in self.schema.canonical or k == "overrides"}
+        text = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+        if len(text) > RESOLVED_MEMO_MAX_CHARS:
+            return self._resolve_uncached(text)
+        return self._resolve_text(text)
 
     def _resolve_uncached(self, text: str) -> tuple[Mapping[str, Any], str]:
         data = json.loads(text)
@@ -173,6 +181,9 @@ class AdapterRuntime:
     def entry_for(self, feed: FeedOutcome) -> CacheEntry:
         """Serialise once, at write time: hits then splice text instead of re-encoding objects."""
         outcome = feed.outcome
+        if isinstance(outcome, Success) and isinstance(outcome.result, float) and not math.isfinite(outcome.result):
+            outcome = DataProviderError(f"the value computed from the provider's answer is {outcome.result}, not "
+                                        "a finite number", provider_status_code=feed.provider_status_code)
         if isinstance(outcome, Success):
             if self.settings.API_VERBOSE and outcome.data is not None:
                 data = {**outcome.data, "result": outcome.result}

@@ -175,8 +175,8 @@ class GunicornProcess:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
-                pass
+            except requests.RequestException:
+                pass  # not listening yet, or a worker still booting
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"gunicorn did not answer /health within {timeout_s} s: {self.log()}")

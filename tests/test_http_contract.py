@@ -203,3 +203,24 @@ def test_a_bug_is_a_500_json_without_stack_unless_debug(make_app, monkeypatch, d
     assert ("stack" in body["error"]) is debug
     if debug:
         assert "RuntimeError: adapter bug" in "".join(body["error"]["stack"])
+
+
+@pytest.mark.parametrize("raw", [b'{"id": 1e999, "data": {}}',
+                                 b'{"data": {"base": "ETH", "quote": "USD", "x": -1e400}}'])
+def test_overflowing_numbers_are_400_not_invalid_json(client, raw):
+    response = client.post("/", data=raw, headers={"Content-Type": "application/json"})
+    body = error_of(response, 400)
+    assert "out of range" in body["error"]["message"]
+    json.loads(response.get_data(), parse_constant=lambda name: pytest.fail(f"{name} in response"))
+
+
+def test_validation_memo_ignores_unknown_keys_and_large_inputs(make_app):
+    app = make_app()
+    client = app.test_client()
+    memo = app.extensions["pyea"].default.endpoints["crypto"]._resolve_text
+    for i in range(20):
+        assert node_request(client, {"base": "ETH", "quote": "USD", "pad": "x" * 1000 + str(i)}).status_code == 200
+    assert memo.cache_info().currsize == 1
+    for i in range(5):
+        node_request(client, {"base": "ETH" + "H" * 600 + str(i), "quote": "USD"})
+    assert memo.cache_info().currsize == 1
