@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+if TYPE_CHECKING:
+    from flask import Flask
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,8 @@ def create_app(wsgi_environ: Mapping[str, Any] | None = None, start_response: Ca
     """
     if start_response is not None:
         return _process_app()(wsgi_environ, start_response)
+    from flask import Flask
+
     from app.host import Host, load_config
     from app.logs import configure_logging
     from app.routes import register_routes

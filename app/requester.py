@@ -87,9 +87,14 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+_STRICT_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def strict_json_loads(raw: bytes | str) -> Any:
-    """``json.loads`` that accepts only what standard JSON parsers can read back (no NaN or Infinity)."""
-    return json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_float)
+    """``json.loads`` that accepts only what standard JSON parsers can read back (no NaN or Infinity).
+
+    Bytes must be UTF-8, as RFC 8259 requires of JSON exchanged between systems."""
+    return _STRICT_DECODER.decode(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
 
 
 def snippet(content: bytes) -> str:

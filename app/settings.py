@@ -193,6 +193,8 @@ class Settings:
     CACHE_MIN_AGE: int = setting(30000, "Lowest per-request maxAge honoured", "cache", minimum=0, unit="ms")
     CACHE_MAX_ITEMS: int = setting(500, "Entries kept in the local cache (oldest written evicted first)",
                                    "cache", minimum=1)
+    CACHE_FRONT_TTL: int = setting(250, "Time a worker keeps a hot entry in memory before reading the shared "
+                                        "cache again (0: off)", "cache", minimum=0, maximum=1000, unit="ms")
     CACHE_UPDATE_AGE_ON_GET: bool = setting(False, "A read extends the entry's expiry", "cache")
     CACHE_ERROR_MAX_AGE: int = setting(5000, "Time a provider failure is remembered so a broken feed does "
                                              "not burn credits (0: never)", "cache", minimum=0, unit="ms")

@@ -142,3 +142,30 @@ def test_provider_errors_are_remembered_briefly(make_app, provider):
     provider.respond(None)
     time.sleep(0.35)
     assert node_request(client).status_code == 200
+
+
+def test_front_layer_spares_backend_reads_for_a_short_time(tmp_path):
+    from app.cache.front import FrontCache
+
+    backend = LocalCache(str(tmp_path / "shared"), max_items=10)
+    front = FrontCache(backend, ttl_ms=200)
+    entry = CacheEntry(200, 1, '{"result":1}')
+    front.set("k", entry, 60000)
+    newer = CacheEntry(200, 2, '{"result":2}')
+    backend.set("k", newer, 60000)  # another worker refreshes the shared entry
+    assert front.get("k") == entry  # still the in-memory copy...
+    time.sleep(0.25)
+    assert front.get("k") == newer  # ...for at most the front TTL
+
+
+def test_front_layer_never_keeps_what_the_backend_refused(tmp_path):
+    from app.cache.front import FrontCache
+
+    front = FrontCache(LocalCache(str(tmp_path / "shared"), max_items=10), ttl_ms=1000, max_items=2)
+    good = CacheEntry(200, 1, '{"result":1}')
+    front.set("k", good, 60000)
+    assert front.set("k", CacheEntry(502, 2, '{"error":{}}'), 60000) is False
+    assert front.get("k") == good
+    for name in ("a", "b", "c"):
+        front.set(name, good, 60000)
+    assert len(front._entries) == 2

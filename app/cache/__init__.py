@@ -58,9 +58,13 @@ def make_cache(settings: Settings) -> tuple[Cache | None, list[Problem]]:
     if settings.CACHE_TYPE == "redis":
         return None, [Problem("CACHE_TYPE", "redis", "local: the Redis backend is not available in this "
                                                       "version")]
+    from app.cache.front import FrontCache
     from app.cache.local import LocalCache, open_problem
 
     problem = open_problem(settings.CACHE_DIR)
     if problem:
         return None, [problem]
-    return LocalCache(settings.CACHE_DIR, settings.CACHE_MAX_ITEMS), []
+    cache: Cache = LocalCache(settings.CACHE_DIR, settings.CACHE_MAX_ITEMS)
+    if settings.CACHE_FRONT_TTL:
+        cache = FrontCache(cache, settings.CACHE_FRONT_TTL)
+    return cache, []
