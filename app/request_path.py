@@ -54,7 +54,8 @@ def read_body(request: Request, limit: int) -> dict[str, Any]:
     length = request.content_length
     if length is not None and length > limit:
         raise _too_large(limit)
-    raw = request.stream.read(limit + 1) if length != 0 else b""
+    # With a Content-Length the stream ends there; a chunked body is read one byte past the limit to see it.
+    raw = request.stream.read() if length is not None else request.stream.read(limit + 1)
     if len(raw) > limit:
         raise _too_large(limit)
     if not raw.strip():
