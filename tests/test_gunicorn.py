@@ -495,3 +495,26 @@ def test_provider_failures_are_json_errors(tmp_path: Path, provider: FakeProvide
                 assert elapsed < delay_s, elapsed  # gave up at API_TIMEOUT, did not wait for the provider
         if data["from"] == "DOGE":
             assert "dogecoin" in body["error"]["message"]
+
+
+def test_cut_off_and_broken_bodies_are_400(input_server: tuple[GunicornProcess, FakeProvider]) -> None:
+    """Raw sockets: a body shorter than its Content-Length, and malformed chunked encoding."""
+    import socket
+
+    server, fake = input_server
+    broken = {
+        "cut off": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n"
+                   b"Connection: close\r\n\r\n{\"data\": {}}",
+        "bad chunk": b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: close\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
+    }
+    for name, raw in broken.items():
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+            sock.sendall(raw)
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+        status_line = answer.split(b"\r\n", 1)[0]
+        assert not status_line.startswith(b"HTTP/1.1 5"), (name, answer[:300])
+    assert fake.count() == 0
