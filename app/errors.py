@@ -49,11 +49,6 @@ class PayloadTooLargeError(AdapterError):
     name = "AdapterPayloadTooLargeError"
 
 
-class RateLimitError(AdapterError):
-    status_code = 429
-    name = "AdapterRateLimitError"
-
-
 class DataProviderError(AdapterError):
     """The provider answered, but not with what was asked (error status, bad JSON, missing pair)."""
 

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -153,10 +153,15 @@ class FakeProvider:
 
 
 class GunicornProcess:
-    """``gunicorn`` run from the repository as an operator would, on a free loopback port."""
+    """``gunicorn`` run from the repository as an operator would, on a free loopback port.
 
-    def __init__(self, env: Mapping[str, str], args: tuple[str, ...] = ("app:create_app()",),
-                 port: int | None = None, log_path: Path | None = None) -> None:
+    ``cwd`` is the directory gunicorn starts in (its ``gunicorn.conf.py``, if any, applies); the app must
+    answer ``GET /health`` with 200 once it is ready.
+    """
+
+    def __init__(self, env: Mapping[str, str], args: Sequence[str] = ("app:create_app()",),
+                 port: int | None = None, log_path: Path | None = None, cwd: Path = REPO) -> None:
+        self.cwd = cwd
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port), **env}
@@ -166,7 +171,7 @@ class GunicornProcess:
 
     def start(self, timeout_s: float = 20.0) -> GunicornProcess:
         out = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *self.args], cwd=REPO, env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *self.args], cwd=self.cwd, env=self.env,
                                      stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

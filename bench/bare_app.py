@@ -27,4 +27,9 @@ def create_app() -> Flask:
         # A new Response per request, as pyea builds one: reusing one object would skip work pyea must do.
         return Response(body, mimetype=JSON_MIMETYPE)
 
+    @app.get("/health")
+    def health() -> Response:
+        """Readiness probe for the bench's process runner; never on the measured path."""
+        return Response(b'{"message":"OK"}', mimetype=JSON_MIMETYPE)
+
     return app

@@ -370,46 +370,6 @@ def bare_args(pyea: Mapping[str, str], port: int) -> list[str]:
     return [*args, "bare_app:create_app()"]
 
 
-class BareServer:
-    """bare_app under gunicorn, started from bench/ so the repository's gunicorn.conf.py is never read."""
-
-    def __init__(self, args: Sequence[str], port: int, env: Mapping[str, str], log_path: Path) -> None:
-        self.args = list(args)
-        self.url = f"http://{HOST}:{port}"
-        self.env = dict(env)
-        self.log_path = log_path
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> BareServer:
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *self.args], cwd=BENCH, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise BenchError(f"bare gunicorn exited with {self.proc.returncode}: {tail(self.log_path)}")
-            with contextlib.suppress(OSError, http.client.HTTPException):
-                if post(self.url)[0] == 200:
-                    return self
-            time.sleep(0.05)
-        self.stop()
-        raise BenchError(f"bare gunicorn did not answer within {timeout_s} s: {tail(self.log_path)}")
-
-    def stop(self, timeout_s: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def tail(path: Path) -> str:
-    return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-
 def pyea_env(provider_url: str, cache_dir: Path, workers: int, threads: int) -> dict[str, str]:
     return {"API_ENDPOINT": provider_url, "CACHE_DIR": str(cache_dir), "EA_WORKERS": str(workers),
             "EA_THREADS": str(threads), "LOG_LEVEL": "warning", "CACHE_MAX_AGE": CACHE_MAX_AGE_MS}
@@ -612,7 +572,7 @@ def summarise(results: Sequence[LoadResult]) -> dict[str, float]:
 def compare(args: argparse.Namespace, loadgen: LoadGenerator, workdir: Path) -> dict[str, Any]:
     """pyea and bare_app side by side, rounds alternating between them."""
     pyea: GunicornProcess | None = None
-    bare: BareServer | None = None
+    bare: GunicornProcess | None = None
     with FakeProvider() as provider:
         try:
             pyea = pyea_server(provider, workdir, "pyea", args.workers, args.threads)
@@ -629,8 +589,9 @@ def compare(args: argparse.Namespace, loadgen: LoadGenerator, workdir: Path) -> 
                       if resolved.get(k) != bare_resolved.get(k)}
             if differ:
                 raise BenchError(f"gunicorn settings differ (pyea, bare): {differ}")
-            bare = BareServer(command, port, bare_env, workdir / "bare.log")
-            bare.start()
+            # Started from bench/, so the repository's gunicorn.conf.py is never read for the baseline.
+            bare = GunicornProcess(bare_env, command, port=port, log_path=workdir / "bare.log", cwd=BENCH)
+            bare.start(START_TIMEOUT_S)
             status, bare_body = post(bare.url)
             if status != 200 or bare_body != body:
                 raise BenchError("bare_app does not answer with pyea's bytes")
