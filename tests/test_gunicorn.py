@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from app.testing import REPO, Call, FakeProvider, GunicornProcess, Reply
+from app.testing import REPO, Call, FakeProvider, GunicornProcess, Reply, free_port
 
 NODE_REQUEST = {"id": "7", "data": {"from": "ETH", "to": "USD"}}
 ETH_USD = 3021.5
@@ -518,3 +518,21 @@ def test_cut_off_and_broken_bodies_are_400(input_server: tuple[GunicornProcess, 
         status_line = answer.split(b"\r\n", 1)[0]
         assert not status_line.startswith(b"HTTP/1.1 5"), (name, answer[:300])
     assert fake.count() == 0
+
+
+def test_factory_as_wsgi_callable_without_the_config_file(tmp_path: Path, provider: FakeProvider) -> None:
+    """``gunicorn -c /dev/null app:create_app``: no post_worker_init hook, so the factory itself is called per
+    request and must serve every request from one app built on first use."""
+    port = free_port()
+    with GunicornProcess(pyea_env(tmp_path / "cache", provider), port=port, log_path=tmp_path / "gunicorn.log",
+                         args=("-c", "/dev/null", "-k", "gthread", "--threads", "4", "-b", f"127.0.0.1:{port}",
+                               "app:create_app")) as server:
+        assert_node_answer(post(server.url), cache_hit=False)
+        with requests.Session() as session:
+            first = session.get(f"{server.url}/status", timeout=TIMEOUT_S).json()
+            assert_node_answer(session.post(server.url, json=NODE_REQUEST, timeout=TIMEOUT_S), cache_hit=True)
+            time.sleep(0.3)
+            second = session.get(f"{server.url}/status", headers=CLOSE, timeout=TIMEOUT_S).json()
+        assert second["uptimeSeconds"] >= first["uptimeSeconds"] + 0.2
+        assert provider.count() == 1
+    assert "Traceback" not in (tmp_path / "gunicorn.log").read_text(errors="replace")
