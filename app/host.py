@@ -23,7 +23,9 @@ from app.cache import Cache, make_cache
 from app.limits import RateLimit, load_limits, resolve_rate_limit
 from app.requester import Requester
 from app.runtime import AdapterRuntime
+from app.scheduler import Background
 from app.settings import Problem, Settings, SettingsError, parse_specs
+from app.subscriptions import SubscriptionStore
 from app.validation import InputSchema, SchemaDefinitionError
 
 DEFAULT_ADAPTER = "coingecko"
@@ -117,13 +119,25 @@ class Host:
         self.cache: Cache = cache
         self.requester = Requester(timeout_ms=self.settings.API_TIMEOUT, retries=self.settings.RETRY,
                                    pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets())
+        self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"),
+                                               self.settings.WARMUP_SUBSCRIPTION_TTL)
         self.adapters: dict[str, AdapterRuntime] = {
-            cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester)
+            cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions)
             for cfg in config.adapters}
         self.default = next(iter(self.adapters.values()))
+        self.background: Background | None = None
+
+    def start_background(self) -> None:
+        """Start the warming jobs (they only work in the process holding the lease)."""
+        if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED and self.background is None:
+            self.background = Background(self, os.path.join(self.settings.CACHE_DIR, "pyea-leases"))
+            self.background.start()
 
     def close(self) -> None:
+        if self.background is not None:
+            self.background.stop()
         self.requester.close()
+        self.subscriptions.close()
         self.cache.close()
 
 

@@ -64,4 +64,6 @@ def configure_logging(settings: Settings, secrets: Iterable[str]) -> logging.Log
     level = "WARNING" if settings.LOG_LEVEL == "warn" else settings.LOG_LEVEL.upper()
     logger.setLevel(level)
     logger.propagate = False
+    # APScheduler reports every job run at INFO; only its warnings (missed or failed jobs) matter to operators.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     return logger

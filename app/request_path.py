@@ -38,6 +38,7 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
 
         entry = read_cache(adapter, key, max_age)
         hit = entry is not None
+        adapter.subscribe(endpoint, key, params, force=not hit)
         if entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
             entry = adapter.fetch(endpoint, params, key, ttl_ms, coalesce=max_age >= 0)

@@ -26,6 +26,7 @@ from app.validation import short
 if TYPE_CHECKING:
     from app.host import AdapterConfig
     from app.settings import Settings
+    from app.subscriptions import SubscriptionStore
 
 log = logging.getLogger("pyea.runtime")
 
@@ -69,8 +70,10 @@ class EndpointRuntime:
 
 
 class AdapterRuntime:
-    def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester) -> None:
+    def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
+                 subscriptions: SubscriptionStore) -> None:
         self.config = config
+        self.subscriptions = subscriptions
         self.name = config.adapter.name
         self.display_name = self.name.upper()
         self.values = config.values
@@ -83,6 +86,11 @@ class AdapterRuntime:
                         for alias in (rt.name, *rt.endpoint.aliases)}
         self._flights = SingleFlight()
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
+
+    def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], force: bool) -> None:
+        """Ask the background to keep this feed fresh (``force`` on a miss: see ``SubscriptionStore``)."""
+        if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED:
+            self.subscriptions.subscribe(key, endpoint.name, params, force=force)
 
     def resolve_endpoint(self, requested: Any) -> EndpointRuntime:
         name = requested or self.config.adapter.default_endpoint

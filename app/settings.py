@@ -180,6 +180,8 @@ class Settings:
                                maximum=600000, unit="ms")
     RETRY: int = setting(1, "Retries of a provider request on connection errors, 5xx and 429", "timeouts",
                          minimum=0, maximum=10)
+    BACKGROUND_EXECUTE_TIMEOUT: int = setting(90000, "Longest one background refresh cycle may run", "timeouts",
+                                              minimum=100, unit="ms")
     # cache
     CACHE_ENABLED: bool = setting(True, "Serve and store provider answers through the cache", "cache")
     CACHE_TYPE: str = setting("local", "local (diskcache, shared by the workers of one VM) or redis",
@@ -198,6 +200,14 @@ class Settings:
     CACHE_UPDATE_AGE_ON_GET: bool = setting(False, "A read extends the entry's expiry", "cache")
     CACHE_ERROR_MAX_AGE: int = setting(5000, "Time a provider failure is remembered so a broken feed does "
                                              "not burn credits (0: never)", "cache", minimum=0, unit="ms")
+    # background warming
+    WARMUP_ENABLED: bool = setting(True, "Keep every requested feed fresh in the background", "warmup")
+    WARMUP_INTERVAL: int = setting(0, "Time between refresh cycles (default: CACHE_MIN_AGE)", "warmup", minimum=0,
+                                   unit="ms")
+    WARMUP_UNHEALTHY_THRESHOLD: int = setting(3, "Failed refreshes in a row before a feed is dropped (-1: never)",
+                                              "warmup", minimum=-1)
+    WARMUP_SUBSCRIPTION_TTL: int = setting(3600000, "A feed nobody asked for this long stops being refreshed",
+                                           "warmup", minimum=100, unit="ms")
     # rate limit (tier validated at startup)
     RATE_LIMIT_ENABLED: bool = setting(True, "Limit outbound provider calls", "rate limit")
     RATE_LIMIT_API_PROVIDER: str = setting("", "Provider in limits.json (default: the adapter name)",
@@ -241,6 +251,8 @@ class Settings:
         if values["REQUEST_COALESCING_INTERVAL"] > values["REQUEST_COALESCING_INTERVAL_MAX"]:
             problems.append(Problem("REQUEST_COALESCING_INTERVAL", str(values["REQUEST_COALESCING_INTERVAL"]),
                                     "<= REQUEST_COALESCING_INTERVAL_MAX"))
+        if not values["WARMUP_INTERVAL"]:
+            values["WARMUP_INTERVAL"] = max(values["CACHE_MIN_AGE"], 100)
         if not values["UUID"]:
             values["UUID"] = str(uuid.uuid4())
         if not values["CACHE_DIR"]:

@@ -38,6 +38,7 @@ class Call:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
+    at: float = 0.0  # time.time() when it arrived
 
 
 @dataclass
@@ -66,6 +67,9 @@ class FakeProvider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in separate writes; without this, Nagle's algorithm meets the client's
+            # delayed ACK and every answer stalls ~40 ms.
+            disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
                 provider._serve(self)
@@ -109,7 +113,7 @@ class FakeProvider:
         if length:
             handler.rfile.read(length)
         call = Call(handler.command, parts.path, dict(parse_qsl(parts.query)),
-                    {k.lower(): v for k, v in handler.headers.items()})
+                    {k.lower(): v for k, v in handler.headers.items()}, time.time())
         with self._lock:
             self.calls.append(call)
         reply = self._responder(call) if self._responder else self._coingecko(call)

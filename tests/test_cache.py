@@ -44,7 +44,7 @@ def test_key_group_prefixes_keys():
 
 
 def test_repeat_within_ttl_costs_nothing_and_expiry_refetches(make_app, provider):
-    client = make_app(CACHE_MAX_AGE="300", CACHE_MIN_AGE="0").test_client()
+    client = make_app(CACHE_MAX_AGE="300", CACHE_MIN_AGE="0", WARMUP_ENABLED="false").test_client()
     node_request(client)
     for _ in range(5):
         assert node_request(client).get_json()["meta"]["cacheHit"] is True
@@ -78,7 +78,8 @@ def test_bad_max_age_is_400(client):
 
 
 def test_update_age_on_get_extends_expiry(make_app, provider):
-    client = make_app(CACHE_MAX_AGE="400", CACHE_MIN_AGE="0", CACHE_UPDATE_AGE_ON_GET="true").test_client()
+    client = make_app(CACHE_MAX_AGE="400", CACHE_MIN_AGE="0", CACHE_UPDATE_AGE_ON_GET="true",
+                      WARMUP_ENABLED="false").test_client()
     node_request(client)
     for _ in range(4):
         time.sleep(0.15)

@@ -1,0 +1,86 @@
+"""The background side of a process: APScheduler jobs that run only while this process holds the lease.
+
+Every worker starts the same jobs; the lease job decides which one actually works. Renewal is its own job, on
+its own executor thread, so a long refresh cycle can never let the lease lapse while its process is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from app.leader import Lease
+from app.transports.http import HttpTransport
+from app.warmer import Warmer
+
+if TYPE_CHECKING:
+    from app.host import Host
+    from app.runtime import EndpointRuntime
+
+log = logging.getLogger("pyea.scheduler")
+
+
+class Background:
+    def __init__(self, host: Host, lease_dir: str) -> None:
+        self.host = host
+        self.lease = Lease(lease_dir)
+        self.leader = False
+        self._stopping = threading.Event()
+        self.warmer = Warmer(host.subscriptions, self.still_leader)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+
+    def start(self) -> None:
+        settings = self.host.settings
+        now = datetime.now()
+        self.scheduler.add_job(self._hold_lease, "interval", seconds=self.lease.ttl_s / 3, next_run_time=now,
+                               id="lease")
+        interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
+        for adapter in self.host.adapters.values():
+            for endpoint in adapter.endpoints.values():
+                if isinstance(endpoint.transport, HttpTransport):
+                    self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
+                                           next_run_time=now + interval, args=(endpoint,),
+                                           id=f"warm:{adapter.name}:{endpoint.name}")
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Let running jobs finish their current batch, then give the lease up for another process."""
+        self._stopping.set()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+        if self.leader:
+            self.lease.release()
+            self.leader = False
+        self.lease.close()
+
+    def still_leader(self) -> bool:
+        """Checked before each provider batch: renew now, so a batch never starts on a lease about to lapse."""
+        if self._stopping.is_set():
+            return False
+        self.leader = self.lease.hold()
+        return self.leader
+
+    def _hold_lease(self) -> None:
+        if self._stopping.is_set():
+            return
+        was_leader, self.leader = self.leader, self.lease.hold()
+        if self.leader and not was_leader:
+            log.info("this process now runs the background jobs (%s)", self.lease.owner)
+            self.host.subscriptions.expire()
+        elif was_leader and not self.leader:
+            log.warning("lost the background lease to %s; stopping background work", self.lease.holder())
+
+    def _warm(self, endpoint: EndpointRuntime) -> None:
+        if not self.leader or self._stopping.is_set():
+            return
+        try:
+            self.warmer.cycle(endpoint)
+        except Exception:
+            log.exception("refresh cycle of %s/%s failed", endpoint.adapter.name, endpoint.name)

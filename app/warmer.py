@@ -1,0 +1,102 @@
+"""Refresh cycles: keep every live subscription's cache entry fresh, one provider call per batch of feeds.
+
+When any feed of an endpoint is due (missing, errored, or close enough to expiry that it would lapse before the
+cycle after next), the cycle refreshes *all* of the endpoint's live feeds. Feeds then stay aligned, so each
+cycle costs ceil(feeds / batch size) calls instead of one call per feed drifting on its own schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from app.runtime import EndpointRuntime
+from app.subscriptions import Subscription, SubscriptionStore
+from app.transports import Success
+
+log = logging.getLogger("pyea.warmer")
+
+
+@dataclass
+class WarmerStats:
+    """Counters for the metrics issue to expose; updated by the leader's warm jobs only."""
+
+    cycles: int = 0
+    provider_batches: int = 0
+    feeds_refreshed: int = 0
+    feeds_failed: int = 0
+    feeds_dropped: int = 0
+    last_batch_sizes: list[int] = field(default_factory=list)
+    last_cycle_s: float = 0.0
+
+
+class Warmer:
+    def __init__(self, store: SubscriptionStore, still_leader: Callable[[], bool]) -> None:
+        self.store = store
+        self.still_leader = still_leader
+        self.stats = WarmerStats()
+        self._failures: dict[str, int] = {}
+
+    def cycle(self, endpoint: EndpointRuntime) -> int:
+        """One refresh cycle for ``endpoint``; returns the number of provider calls (batches) made."""
+        adapter = endpoint.adapter
+        settings = adapter.settings
+        started = time.monotonic()
+        deadline = started + settings.BACKGROUND_EXECUTE_TIMEOUT / 1000
+        subscriptions = self.store.live(f"{adapter.keys.group}:{endpoint.name}:")
+        if not subscriptions or not any(self._due(endpoint, s) for s in subscriptions):
+            return 0
+        size = max(1, getattr(endpoint.transport, "max_batch_size", 1))
+        batches = [subscriptions[i:i + size] for i in range(0, len(subscriptions), size)]
+        sizes = []
+        for batch in batches:
+            if time.monotonic() > deadline:
+                log.warning("%s/%s: refresh cycle stopped at BACKGROUND_EXECUTE_TIMEOUT with %d of %d batches done",
+                            adapter.name, endpoint.name, len(sizes), len(batches))
+                break
+            if not self.still_leader():
+                break
+            self._refresh(endpoint, batch)
+            sizes.append(len(batch))
+        self.stats.cycles += 1
+        self.stats.provider_batches += len(sizes)
+        self.stats.last_batch_sizes = sizes
+        self.stats.last_cycle_s = time.monotonic() - started
+        return len(sizes)
+
+    def _due(self, endpoint: EndpointRuntime, subscription: Subscription) -> bool:
+        entry = endpoint.adapter.cache.get(subscription.key)
+        if entry is None or not entry.is_success:
+            return True
+        settings = endpoint.adapter.settings
+        age_ms = time.time() * 1000 - entry.received_ms
+        return age_ms + 2 * settings.WARMUP_INTERVAL >= settings.CACHE_MAX_AGE
+
+    def _refresh(self, endpoint: EndpointRuntime, batch: list[Subscription]) -> None:
+        adapter = endpoint.adapter
+        by_key = {s.key: s for s in batch}
+        outcomes = endpoint.transport.fetch([s.params for s in batch], adapter.values, adapter.requester)
+        for outcome in outcomes:
+            key = adapter.keys.key(endpoint.name, outcome.params)
+            adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE)
+            if key not in by_key:
+                continue
+            if isinstance(outcome.outcome, Success):
+                self._failures.pop(key, None)
+                self.stats.feeds_refreshed += 1
+            else:
+                self.stats.feeds_failed += 1
+                self._count_failure(endpoint, key)
+
+    def _count_failure(self, endpoint: EndpointRuntime, key: str) -> None:
+        threshold = endpoint.adapter.settings.WARMUP_UNHEALTHY_THRESHOLD
+        failures = self._failures.get(key, 0) + 1
+        self._failures[key] = failures
+        if 0 <= threshold <= failures:
+            log.warning("%s/%s: dropping feed %s after %d failed refreshes in a row", endpoint.adapter.name,
+                        endpoint.name, key, failures)
+            self.store.drop(key)
+            self._failures.pop(key, None)
+            self.stats.feeds_dropped += 1

@@ -1,0 +1,160 @@
+"""Background work: subscriptions, batched refresh cycles, dropping broken feeds, one leader at a time."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+
+import pytest
+
+from adapters.coingecko.transports import SimplePriceTransport
+from app.leader import Lease
+from app.testing import Reply
+from tests.conftest import node_request
+
+FEEDS = 100
+
+
+def coin(i: int) -> str:
+    return f"coin-{i:05d}"
+
+
+@pytest.fixture
+def many_coins(provider):
+    for i in range(FEEDS):
+        provider.prices[(coin(i), "usd")] = 1.0 + i
+    return provider
+
+
+def warm_app(make_app, **env):
+    """Short cycles: entries live 2 s and are refreshed once older than 1.2 s (2 intervals before expiry)."""
+    settings = {"CACHE_MAX_AGE": "2000", "CACHE_MIN_AGE": "0", "WARMUP_INTERVAL": "400", **env}
+    return make_app(**settings)
+
+
+def ask_all(client, count: int = FEEDS) -> list[dict]:
+    return [node_request(client, {"coinid": coin(i), "quote": "USD"}).get_json() for i in range(count)]
+
+
+def wait_for(condition, timeout_s: float = 8.0, step_s: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step_s)
+    return condition()
+
+
+def ids_of(call) -> list[str]:
+    return call.query["ids"].split(",")
+
+
+def test_every_valid_request_subscribes_and_subscriptions_persist(make_app, provider, tmp_path):
+    directory = str(tmp_path / "shared")
+    app = make_app(CACHE_DIR=directory)
+    node_request(app.test_client())
+    node_request(app.test_client(), {"base": "nope"})  # invalid: not subscribed
+    host = app.extensions["pyea"]
+    live = host.subscriptions.live("coingecko:crypto:")
+    assert [s.params for s in live] == [{"base": "ethereum", "quote": "USD"}]
+    again = make_app(CACHE_DIR=directory).extensions["pyea"]
+    assert [s.key for s in again.subscriptions.live("coingecko:")] == [live[0].key]
+
+
+@pytest.mark.parametrize("batch_size", [100, 30])
+def test_feeds_left_alone_are_refreshed_in_batches(make_app, many_coins, monkeypatch, batch_size):
+    monkeypatch.setattr(SimplePriceTransport, "max_batch_size", batch_size)
+    client = warm_app(make_app).test_client()
+    assert all(body["statusCode"] == 200 for body in ask_all(client))
+    many_coins.reset()
+    expected_calls = math.ceil(FEEDS / batch_size)
+    assert wait_for(lambda: many_coins.count() >= expected_calls)
+    time.sleep(0.2)
+    first_cycle = many_coins.calls[:expected_calls]
+    assert sorted(len(ids_of(c)) for c in first_cycle) == sorted(
+        [batch_size] * (FEEDS // batch_size) + ([FEEDS % batch_size] if FEEDS % batch_size else []))
+    assert {i for c in first_cycle for i in ids_of(c)} == {coin(i) for i in range(FEEDS)}
+
+    # The node's next requests are all answered from the warm cache: no foreground (single-feed) call.
+    before = many_coins.count()
+    bodies = ask_all(client)
+    assert all(body["meta"]["cacheHit"] for body in bodies)
+    assert all(len(ids_of(c)) > 1 for c in many_coins.calls[before:])
+
+
+def test_a_cycle_with_nothing_due_costs_nothing(make_app, provider):
+    client = make_app(CACHE_MAX_AGE="60000", WARMUP_INTERVAL="200").test_client()
+    node_request(client)
+    provider.reset()
+    time.sleep(1.0)  # five cycles: the entry is far from expiry, so none refreshes it
+    assert provider.count() == 0
+
+
+def test_a_feed_failing_three_times_is_dropped_and_a_request_resubscribes_it(make_app, provider):
+    provider.prices[("bad-coin", "usd")] = 1.0
+    client = warm_app(make_app, WARMUP_UNHEALTHY_THRESHOLD="3", CACHE_ERROR_MAX_AGE="0").test_client()
+    node_request(client, {"coinid": "bad-coin", "quote": "USD"})
+    node_request(client)  # a healthy feed in the same batch
+    del provider.prices[("bad-coin", "usd")]  # from now on CoinGecko omits it from every answer
+    host = client.application.extensions["pyea"]
+    live = lambda: {s.params.get("coinid") or s.params.get("base") for s in host.subscriptions.live("")}  # noqa: E731
+    assert wait_for(lambda: live() == {"ethereum"}, timeout_s=10)
+    assert host.background.warmer.stats.feeds_dropped == 1
+    provider.reset()
+    assert wait_for(lambda: provider.count() >= 1)
+    assert all("bad-coin" not in ids_of(c) for c in provider.calls)  # the healthy feed is still refreshed
+    # The dropped feed's entry is an error, so the next request misses, and re-subscribes it.
+    provider.prices[("bad-coin", "usd")] = 2.0
+    assert node_request(client, {"coinid": "bad-coin", "quote": "USD"}).status_code == 200
+    assert live() == {"ethereum", "bad-coin"}
+
+
+def test_a_provider_outage_never_replaces_good_values(make_app, provider):
+    client = warm_app(make_app, RETRY="0").test_client()
+    node_request(client)
+    provider.respond(lambda call: Reply(503, {}))
+    assert wait_for(lambda: provider.count() >= 2)
+    body = node_request(client).get_json()
+    assert body["statusCode"] == 200 and body["result"] == 3021.5
+
+
+def test_only_one_of_two_processes_sharing_a_directory_runs_the_jobs(make_app, many_coins, tmp_path):
+    directory = str(tmp_path / "shared")
+    first = warm_app(make_app, CACHE_DIR=directory)
+    second = warm_app(make_app, CACHE_DIR=directory)
+    ask_all(first.test_client(), 10)
+    ask_all(second.test_client(), 10)
+    assert wait_for(lambda: first.extensions["pyea"].background.leader or second.extensions["pyea"].background.leader)
+    leaders = [app.extensions["pyea"].background.leader for app in (first, second)]
+    assert leaders.count(True) == 1
+    many_coins.reset()
+    time.sleep(2.5)
+    calls = many_coins.calls
+    assert 1 <= len(calls) <= 3  # about one batch per 1.2 s refresh period, never one per process
+    assert all(len(ids_of(c)) == 10 for c in calls)
+    assert all(b.at - a.at > 0.3 for a, b in itertools.pairwise(calls))
+
+
+def test_lease_has_one_holder_and_moves_when_it_lapses(tmp_path):
+    a, b = Lease(str(tmp_path), ttl_s=0.3), Lease(str(tmp_path), ttl_s=0.3)
+    assert a.hold() and not b.hold()
+    assert a.hold()  # renewal
+    time.sleep(0.35)  # a stops renewing, as a killed process would
+    assert b.hold() and not a.hold()
+    b.release()
+    assert a.hold()
+
+
+def test_closing_the_app_stops_background_work(make_app, provider):
+    app = warm_app(make_app)
+    node_request(app.test_client())
+    background = app.extensions["pyea"].background
+    assert wait_for(lambda: background.leader)
+    from app import close_app
+
+    close_app(app)
+    assert not background.scheduler.running
+    provider.reset()
+    time.sleep(1.5)
+    assert provider.count() == 0
