@@ -1,0 +1,77 @@
+"""Background work under real gunicorn: one leader among the workers, taken over when it is killed."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import time
+from pathlib import Path
+
+import diskcache
+
+from app.testing import FakeProvider
+from tests.test_gunicorn import gunicorn, post, pyea_env
+
+FEEDS = 10
+
+
+def leader_pid(cache_dir: Path) -> int | None:
+    with diskcache.Cache(str(cache_dir / "pyea-leases")) as leases:
+        holder = leases.get("background")
+    return int(holder.split(":")[1]) if holder else None
+
+
+def wait_for(condition, timeout_s: float):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    return condition()
+
+
+def test_killing_the_leader_hands_the_jobs_to_another_worker(tmp_path: Path, provider: FakeProvider) -> None:
+    for i in range(FEEDS):
+        provider.prices[(f"coin-{i}", "usd")] = 1.0 + i
+    cache_dir = tmp_path / "cache"
+    env = pyea_env(cache_dir, provider, EA_WORKERS="3", CACHE_MAX_AGE="1500", CACHE_MIN_AGE="0",
+                   WARMUP_INTERVAL="250")
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:
+        for i in range(FEEDS):
+            assert post(server.url, {"id": "1", "data": {"coinid": f"coin-{i}", "quote": "USD"}}).status_code == 200
+        first = wait_for(lambda: leader_pid(cache_dir), 5)
+        assert first
+        provider.reset()
+        provider.delay_s = 0.1
+        assert wait_for(lambda: provider.count() >= 1, 5)  # the leader refreshes the feeds in one batch
+
+        os.kill(first, signal.SIGKILL)
+        killed_at = time.monotonic()
+        second = wait_for(lambda: (pid := leader_pid(cache_dir)) not in (None, first) and pid, 8)
+        assert second and second != first
+        calls_before = provider.count()
+        assert wait_for(lambda: provider.count() > calls_before, 5)
+        takeover_s = time.monotonic() - killed_at
+        assert takeover_s <= 5, takeover_s
+
+        # Values stay fresh: every feed is a hit, far younger than the 1.5 s the entries live.
+        time.sleep(0.5)
+        for i in range(FEEDS):
+            body = post(server.url, {"id": "1", "data": {"coinid": f"coin-{i}", "quote": "USD"}}).json()
+            assert body["meta"]["cacheHit"] is True and body["meta"]["staleness"] < 1.5
+        calls = list(provider.calls)
+    batches = [c for c in calls if len(c.query["ids"].split(",")) == FEEDS]
+    assert len(batches) >= 2
+    # Never two batches at once: consecutive batch calls are separated by a refresh period, not overlapping.
+    assert all(b.at - a.at > provider.delay_s for a, b in itertools.pairwise(batches))
+
+
+def test_sigterm_during_refresh_cycles_is_clean(tmp_path: Path, provider: FakeProvider) -> None:
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="2", CACHE_MAX_AGE="600", CACHE_MIN_AGE="0",
+                   WARMUP_INTERVAL="100")
+    provider.delay_s = 0.2  # a refresh is in flight most of the time
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:  # asserts exit 0 and no traceback on exit
+        assert post(server.url).status_code == 200
+        assert wait_for(lambda: provider.count() >= 3, 5)
