@@ -38,6 +38,7 @@ class Warmer:
         self.still_leader = still_leader
         self.stats = WarmerStats()
         self._failures: dict[str, int] = {}
+        self._warned_capacity = False
 
     def cycle(self, endpoint: EndpointRuntime) -> int:
         """One refresh cycle for ``endpoint``; returns the number of provider calls (batches) made."""
@@ -48,6 +49,10 @@ class Warmer:
         subscriptions = self.store.live(f"{adapter.keys.group}:{endpoint.name}:")
         if not subscriptions or not any(self._due(endpoint, s) for s in subscriptions):
             return 0
+        if len(subscriptions) > settings.CACHE_MAX_ITEMS and not self._warned_capacity:
+            log.warning("%d feeds are subscribed but CACHE_MAX_ITEMS is %d: refreshed values will evict each other "
+                        "and requests will miss; raise CACHE_MAX_ITEMS", len(subscriptions), settings.CACHE_MAX_ITEMS)
+            self._warned_capacity = True
         size = max(1, getattr(endpoint.transport, "max_batch_size", 1))
         batches = [subscriptions[i:i + size] for i in range(0, len(subscriptions), size)]
         sizes = []
