@@ -49,6 +49,13 @@ class PayloadTooLargeError(AdapterError):
     name = "AdapterPayloadTooLargeError"
 
 
+class RateLimitError(AdapterError):
+    """No provider call may be made now without exceeding the provider's quota, and nothing is cached."""
+
+    status_code = 429
+    name = "AdapterRateLimitError"
+
+
 class DataProviderError(AdapterError):
     """The provider answered, but not with what was asked (error status, bad JSON, missing pair)."""
 

@@ -21,6 +21,7 @@ import adapters as adapters_package
 from app.adapter import Adapter, Endpoint
 from app.cache import Cache, make_cache
 from app.limits import RateLimit, load_limits, resolve_rate_limit
+from app.ratelimit import RateLimiter
 from app.requester import Requester
 from app.runtime import AdapterRuntime
 from app.scheduler import Background
@@ -121,8 +122,13 @@ class Host:
                                    pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets())
         self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"),
                                                self.settings.WARMUP_SUBSCRIPTION_TTL)
+        limits_dir = os.path.join(self.settings.CACHE_DIR, "pyea-ratelimit")
+        self.limiters = {cfg.adapter.name: RateLimiter(limits_dir, cfg.rate_limit,
+                                                       self.settings.RATE_LIMIT_API_PROVIDER or cfg.adapter.name)
+                         for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
-            cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions)
+            cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
+                                             self.limiters.get(cfg.adapter.name))
             for cfg in config.adapters}
         self.default = next(iter(self.adapters.values()))
         self.background: Background | None = None
@@ -137,6 +143,8 @@ class Host:
         if self.background is not None:
             self.background.stop()
         self.requester.close()
+        for limiter in self.limiters.values():
+            limiter.close()
         self.subscriptions.close()
         self.cache.close()
 

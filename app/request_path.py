@@ -15,7 +15,7 @@ from typing import Any
 from flask import Request, Response
 
 from app.cache import CacheEntry
-from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError
+from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, RateLimitError
 from app.requester import strict_json_loads
 from app.runtime import AdapterRuntime, EndpointRuntime
 from app.validation import json_type, short
@@ -42,6 +42,11 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         if entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
             entry = adapter.fetch(endpoint, params, key, ttl_ms, coalesce=max_age >= 0)
+            if entry.status_code == RateLimitError.status_code and adapter.settings.CACHE_ENABLED:
+                # Out of provider quota: a value older than this request asked for beats no value at all.
+                cached = adapter.cache.get(key)
+                if cached is not None and cached.is_success:
+                    entry, hit = cached, True
         return render(entry, job_run_id, endpoint, hit)
     except AdapterError as exc:
         if exc.status_code >= 500:

@@ -12,16 +12,17 @@ import logging
 import math
 import random
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from app.coalescing import SingleFlight
-from app.errors import ConnectionFailedError, DataProviderError, ProviderTimeoutError
+from app.errors import ConnectionFailedError, DataProviderError, ProviderTimeoutError, RateLimitError
+from app.ratelimit import RateLimiter, describe
 
 log = logging.getLogger("pyea.requester")
 
@@ -115,16 +116,19 @@ class Requester:
         self.session.mount("https://", adapter)
         self._flights = SingleFlight()
 
-    def send(self, request: ProviderRequest) -> ProviderResponse:
-        """Send, or join an identical request already in flight in this process."""
-        return self._flights.run(request.key(), lambda: self._send_with_retries(request))
+    def send(self, request: ProviderRequest, gate: Callable[[], None] | None = None) -> ProviderResponse:
+        """Send, or join an identical request already in flight in this process. ``gate`` runs before every
+        attempt (retries cost credits too) and raises to refuse it."""
+        return self._flights.run(request.key(), lambda: self._send_with_retries(request, gate))
 
     def close(self) -> None:
         self.session.close()
 
-    def _send_with_retries(self, request: ProviderRequest) -> ProviderResponse:
+    def _send_with_retries(self, request: ProviderRequest, gate: Callable[[], None] | None) -> ProviderResponse:
         attempt = 0
         while True:
+            if gate is not None:
+                gate()
             try:
                 response = self._send_once(request)
             except ConnectionFailedError:
@@ -171,6 +175,36 @@ class Requester:
         for secret in self.secrets:
             text = text.replace(secret, "[REDACTED]")
         return text
+
+
+class Sender(Protocol):
+    """What transports send through: the requester behind an adapter's rate limit."""
+
+    def send(self, request: ProviderRequest) -> ProviderResponse: ...
+
+
+class LimitedSender:
+    """Spends one slot of the provider's quota per attempt. In the foreground a refused slot is an immediate
+    429 (a node is waiting); in the background the warmer waits up to ``wait_s`` and yields to foreground."""
+
+    def __init__(self, requester: Requester, limiter: RateLimiter | None, background: bool, wait_s: float) -> None:
+        self.requester = requester
+        self.limiter = limiter
+        self.background = background
+        self.wait_s = wait_s
+
+    def send(self, request: ProviderRequest) -> ProviderResponse:
+        return self.requester.send(request, self._gate if self.limiter is not None else None)
+
+    def _gate(self) -> None:
+        limiter = self.limiter
+        if self.background:
+            if not limiter.acquire(self.wait_s, background=True):
+                raise RateLimitError(describe(limiter.limit, self.wait_s))
+            return
+        wait = limiter.try_acquire()
+        if wait:
+            raise RateLimitError(describe(limiter.limit, wait))
 
 
 def _reason(exc: Exception) -> str:

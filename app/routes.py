@@ -70,7 +70,8 @@ def _adapter_status(runtime: AdapterRuntime) -> dict:
                       else runtime.values[spec.name], "description": spec.description}
                      for spec in cfg.adapter.settings],
         "rateLimit": None if limit is None else {"perSecond": limit.per_second, "perMinute": limit.per_minute,
-                                                 "perHour": limit.per_hour, "source": limit.source},
+                                                 "perHour": limit.per_hour, "source": limit.source,
+                                                 "callsInWindow": runtime.limiter.usage()},
     }
 
 

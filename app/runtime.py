@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 from app.cache import Cache, CacheEntry
 from app.cache.keys import KeyMaker
 from app.coalescing import SingleFlight, wait_for_other_process
-from app.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError
-from app.requester import Requester
+from app.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
+from app.requester import LimitedSender, Requester
 from app.transports import FeedOutcome, Success
 from app.validation import short
 
 if TYPE_CHECKING:
     from app.host import AdapterConfig
+    from app.ratelimit import RateLimiter
     from app.settings import Settings
     from app.subscriptions import SubscriptionStore
 
@@ -71,9 +72,12 @@ class EndpointRuntime:
 
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
-                 subscriptions: SubscriptionStore) -> None:
+                 subscriptions: SubscriptionStore, limiter: RateLimiter | None) -> None:
         self.config = config
         self.subscriptions = subscriptions
+        self.limiter = limiter
+        self.foreground = LimitedSender(requester, limiter, background=False, wait_s=0)
+        self.background = LimitedSender(requester, limiter, background=True, wait_s=settings.WARMUP_INTERVAL / 1000)
         self.name = config.adapter.name
         self.display_name = self.name.upper()
         self.values = config.values
@@ -165,7 +169,7 @@ class AdapterRuntime:
 
     def _fetch_and_store(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
                          ttl_ms: int) -> CacheEntry:
-        outcomes = endpoint.transport.fetch([params], self.values, self.requester)
+        outcomes = endpoint.transport.fetch([params], self.values, self.foreground)
         mine = None
         for outcome in outcomes:
             entry = self.entry_for(outcome)
@@ -179,7 +183,9 @@ class AdapterRuntime:
         return mine
 
     def store(self, key: str, entry: CacheEntry, ttl_ms: int) -> None:
-        if not self.settings.CACHE_ENABLED:
+        """Successes for ``ttl_ms``; failures briefly (``CACHE_ERROR_MAX_AGE``), except a refused rate-limit
+        slot, which says nothing about the feed and would be stale the moment a slot frees up."""
+        if not self.settings.CACHE_ENABLED or entry.status_code == RateLimitError.status_code:
             return
         if entry.is_success:
             self.cache.set(key, entry, ttl_ms)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from app.errors import RateLimitError
 from app.runtime import EndpointRuntime
 from app.subscriptions import Subscription, SubscriptionStore
 from app.transports import Success
@@ -63,8 +64,11 @@ class Warmer:
                 break
             if not self.still_leader():
                 break
-            self._refresh(endpoint, batch)
             sizes.append(len(batch))
+            if not self._refresh(endpoint, batch):
+                log.info("%s/%s: provider quota used up; the rest of this cycle waits for the next one",
+                         adapter.name, endpoint.name)
+                break
         self.stats.cycles += 1
         self.stats.provider_batches += len(sizes)
         self.stats.last_batch_sizes = sizes
@@ -79,10 +83,13 @@ class Warmer:
         age_ms = time.time() * 1000 - entry.received_ms
         return age_ms + 2 * settings.WARMUP_INTERVAL >= settings.CACHE_MAX_AGE
 
-    def _refresh(self, endpoint: EndpointRuntime, batch: list[Subscription]) -> None:
+    def _refresh(self, endpoint: EndpointRuntime, batch: list[Subscription]) -> bool:
+        """Refresh one batch; False when the rate limit refused it (not the feeds' fault: nothing counted)."""
         adapter = endpoint.adapter
         by_key = {s.key: s for s in batch}
-        outcomes = endpoint.transport.fetch([s.params for s in batch], adapter.values, adapter.requester)
+        outcomes = endpoint.transport.fetch([s.params for s in batch], adapter.values, adapter.background)
+        if outcomes and all(isinstance(o.outcome, RateLimitError) for o in outcomes):
+            return False
         for outcome in outcomes:
             key = adapter.keys.key(endpoint.name, outcome.params)
             adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE)
@@ -94,6 +101,7 @@ class Warmer:
             else:
                 self.stats.feeds_failed += 1
                 self._count_failure(endpoint, key)
+        return True
 
     def _count_failure(self, endpoint: EndpointRuntime, key: str) -> None:
         threshold = endpoint.adapter.settings.WARMUP_UNHEALTHY_THRESHOLD

@@ -19,12 +19,13 @@ def provider() -> Iterator[FakeProvider]:
 
 @pytest.fixture
 def make_app(provider: FakeProvider, tmp_path) -> Iterator[Callable[..., Flask]]:
-    """``make_app(CACHE_MAX_AGE="1000", ...)`` builds an app over the fake provider with a fresh cache."""
+    """``make_app(CACHE_MAX_AGE="1000", ...)`` builds an app over the fake provider with a fresh cache; the
+    provider's rate limit is off unless a test turns it on (tests make far more calls than a free tier allows)."""
     built: list[Flask] = []
 
     def build(**env: str) -> Flask:
         settings = {"API_ENDPOINT": provider.url, "CACHE_DIR": str(tmp_path / f"cache{len(built)}"),
-                    "LOG_LEVEL": "error", **env}
+                    "LOG_LEVEL": "error", "RATE_LIMIT_ENABLED": "false", **env}
         app = create_app(env=settings)
         built.append(app)
         return app

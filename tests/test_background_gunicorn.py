@@ -75,3 +75,51 @@ def test_sigterm_during_refresh_cycles_is_clean(tmp_path: Path, provider: FakePr
     with gunicorn(env, tmp_path / "gunicorn.log") as server:  # asserts exit 0 and no traceback on exit
         assert post(server.url).status_code == 200
         assert wait_for(lambda: provider.count() >= 3, 5)
+
+
+def max_in_any_window(times: list[float], window_s: float) -> int:
+    times = sorted(times)
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_a_60_per_minute_tier_holds_under_four_workers_hammering_500_feeds(tmp_path: Path,
+                                                                            provider: FakeProvider) -> None:
+    """The issue's load test: 4 workers x 8 threads, 500 distinct feeds, 60 s of load, warming on."""
+    import random
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    import requests
+
+    feeds = 500
+    for i in range(feeds):
+        provider.prices[(f"coin-{i}", "usd")] = 1.0 + i
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="4", EA_THREADS="8", RATE_LIMIT_ENABLED="true",
+                   RATE_LIMIT_CAPACITY="60", WARMUP_INTERVAL="5000", CACHE_MAX_AGE="15000", CACHE_MIN_AGE="0")
+    statuses: Counter[int] = Counter()
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:
+        deadline = time.monotonic() + 60
+
+        def hammer(seed: int) -> Counter[int]:
+            rng, seen = random.Random(seed), Counter()
+            with requests.Session() as session:
+                while time.monotonic() < deadline:
+                    body = {"id": "1", "data": {"coinid": f"coin-{rng.randrange(feeds)}", "quote": "USD"}}
+                    seen[session.post(server.url, json=body, timeout=30).status_code] += 1
+            return seen
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            for seen in pool.map(hammer, range(32)):
+                statuses.update(seen)
+        times = [c.at for c in provider.calls]
+    print(f"\nrate limit 60/min: {sum(statuses.values())} requests {dict(statuses)}, {len(times)} provider calls, "
+          f"at most {max_in_any_window(times, 60.0)} in any 60 s")
+    assert statuses[500] == 0 and set(statuses) <= {200, 429}, statuses
+    assert statuses[200] > 0 and statuses[429] > 0
+    assert max_in_any_window(times, 60.0) <= 61, max_in_any_window(times, 60.0)
+    assert len(times) >= 50  # the quota was used, not starved

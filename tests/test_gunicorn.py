@@ -55,7 +55,7 @@ def provider() -> Iterator[FakeProvider]:
 
 def pyea_env(cache_dir: Path, provider: FakeProvider, **settings: str) -> dict[str, str]:
     return {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "warning", "API_ENDPOINT": provider.url, "EA_WORKERS": "2",
-            **settings}
+            "RATE_LIMIT_ENABLED": "false", **settings}
 
 
 def start_gunicorn(env: Mapping[str, str], log_path: Path, args: tuple[str, ...] = ("app:create_app()",),

@@ -35,7 +35,7 @@ def test_all_problems_are_reported_together():
     assert "'abc'" in found["EA_PORT"] and "integer" in found["EA_PORT"]
     assert ">= 100" in found["API_TIMEOUT"]
     assert "local, redis" in found["CACHE_TYPE"]
-    assert "free, analyst, chainlink, pro" in found["RATE_LIMIT_API_TIER"]
+    assert "demo, basic, analyst, lite" in found["RATE_LIMIT_API_TIER"]
     assert "true or false" in found["API_VERBOSE"]
 
 
@@ -64,7 +64,8 @@ def test_unknown_adapter_and_provider_are_listed():
 
 def test_tier_resolves_to_a_per_minute_quota():
     config = load_config({"RATE_LIMIT_API_TIER": "Analyst"})
-    assert config.adapters[0].rate_limit.per_minute == 500
+    assert (config.adapters[0].rate_limit.per_minute, config.adapters[0].rate_limit.per_hour) == (500, 684)
+    assert load_config({}).adapters[0].rate_limit.per_minute == 30  # the first tier: CoinGecko's public API
     config = load_config({"RATE_LIMIT_CAPACITY": "42"})
     assert config.adapters[0].rate_limit.per_minute == 42
     assert load_config({"RATE_LIMIT_ENABLED": "false"}).adapters[0].rate_limit is None

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.errors import AdapterError
 
 if TYPE_CHECKING:
-    from app.requester import Requester
+    from app.requester import Sender
 
 Params = Mapping[str, Any]
 
@@ -47,5 +47,5 @@ class Transport:
     kind = "custom"
 
     def fetch(self, params_list: Sequence[Params], config: Mapping[str, Any],
-              requester: Requester) -> list[FeedOutcome]:
+              requester: Sender) -> list[FeedOutcome]:
         raise NotImplementedError

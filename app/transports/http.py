@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from app.errors import AdapterError, DataProviderError
-from app.requester import ProviderRequest, ProviderResponse, Requester, now_ms
+from app.requester import ProviderRequest, ProviderResponse, Sender, now_ms
 from app.transports import FeedOutcome, Outcome, Params, Success, Transport
 
 log = logging.getLogger("pyea.transport")
@@ -31,7 +31,7 @@ class HttpTransport(Transport):
         raise NotImplementedError
 
     def fetch(self, params_list: Sequence[Params], config: Mapping[str, Any],
-              requester: Requester) -> list[FeedOutcome]:
+              requester: Sender) -> list[FeedOutcome]:
         outcomes: list[FeedOutcome] = []
         for request in self.prepare_requests(params_list, config):
             requested_ms = now_ms()
