@@ -15,7 +15,7 @@ from typing import Any
 from flask import Request, Response
 
 from app.cache import CacheEntry
-from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, RateLimitError
+from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, ProviderTimeoutError, RateLimitError
 from app.requester import strict_json_loads
 from app.runtime import AdapterRuntime, EndpointRuntime
 from app.validation import json_type, short
@@ -39,7 +39,9 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         entry = read_cache(adapter, key, max_age)
         hit = entry is not None
         adapter.subscribe(endpoint, key, params, force=not hit)
-        if entry is None:
+        if entry is None and not endpoint.transport.fetches_in_foreground:
+            entry, hit = wait_for_background(adapter, key), True
+        elif entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
             entry = adapter.fetch(endpoint, params, key, ttl_ms, coalesce=max_age >= 0)
             if entry.status_code == RateLimitError.status_code and adapter.settings.CACHE_ENABLED:
@@ -171,6 +173,20 @@ def read_cache(adapter: AdapterRuntime, key: str, max_age: int) -> CacheEntry | 
     if settings.CACHE_UPDATE_AGE_ON_GET:
         adapter.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
     return entry
+
+
+def wait_for_background(adapter: AdapterRuntime, key: str) -> CacheEntry:
+    """For background-only transports: the request has subscribed the feed; give the background
+    ``CACHE_POLLING_MAX_RETRIES`` x ``CACHE_POLLING_SLEEP_MS`` to deliver its first value."""
+    settings = adapter.settings
+    for _ in range(settings.CACHE_POLLING_MAX_RETRIES):
+        time.sleep(settings.CACHE_POLLING_SLEEP_MS / 1000)
+        entry = adapter.cache.get(key)
+        if entry is not None:
+            return entry
+    waited = settings.CACHE_POLLING_MAX_RETRIES * settings.CACHE_POLLING_SLEEP_MS
+    raise ProviderTimeoutError(f"no value for this feed has arrived from the background within {waited} ms; it is "
+                               "subscribed now, so retry shortly")
 
 
 def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool) -> Response:

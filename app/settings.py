@@ -180,6 +180,9 @@ class Settings:
                                maximum=600000, unit="ms")
     RETRY: int = setting(1, "Retries of a provider request on connection errors, 5xx and 429", "timeouts",
                          minimum=0, maximum=10)
+    CACHE_POLLING_MAX_RETRIES: int = setting(10, "Cache checks while a background-only feed's first value is awaited",
+                                             "timeouts", minimum=0, maximum=1000)
+    CACHE_POLLING_SLEEP_MS: int = setting(200, "Pause between those checks", "timeouts", minimum=1, unit="ms")
     BACKGROUND_EXECUTE_TIMEOUT: int = setting(90000, "Longest one background refresh cycle may run", "timeouts",
                                               minimum=100, unit="ms")
     # cache

@@ -158,3 +158,31 @@ def test_closing_the_app_stops_background_work(make_app, provider):
     provider.reset()
     time.sleep(1.5)
     assert provider.count() == 0
+
+
+def test_background_only_endpoint_waits_for_the_warmer(make_app, provider, monkeypatch):
+    monkeypatch.setattr(SimplePriceTransport, "fetches_in_foreground", False)
+    client = make_app(WARMUP_INTERVAL="100", CACHE_POLLING_SLEEP_MS="50", CACHE_POLLING_MAX_RETRIES="40").test_client()
+    started = time.monotonic()
+    response = node_request(client)
+    assert response.status_code == 200 and response.get_json()["result"] == 3021.5
+    assert response.get_json()["meta"]["cacheHit"] is True  # delivered by the warmer, read from the cache
+    assert provider.count() == 1 and provider.calls[0].at >= time.time() - (time.monotonic() - started)
+
+
+def test_background_only_endpoint_says_when_nothing_arrived(make_app, provider, monkeypatch):
+    monkeypatch.setattr(SimplePriceTransport, "fetches_in_foreground", False)
+    client = make_app(WARMUP_ENABLED="false", CACHE_POLLING_SLEEP_MS="10", CACHE_POLLING_MAX_RETRIES="5").test_client()
+    response = node_request(client)
+    assert response.status_code == 504
+    assert "no value for this feed has arrived" in response.get_json()["error"]["message"]
+    assert provider.count() == 0  # never called in the foreground
+
+
+def test_stats_hooks_count_batches_and_calls(make_app, many_coins):
+    app = warm_app(make_app)
+    ask_all(app.test_client(), 10)
+    host = app.extensions["pyea"]
+    assert wait_for(lambda: host.background.warmer.stats.provider_batches >= 1)
+    assert host.background.warmer.stats.last_batch_sizes == [10]
+    assert host.requester.attempts >= 11

@@ -45,6 +45,9 @@ class Transport:
     """Base class; ``kind`` is shown in ``/status``."""
 
     kind = "custom"
+    #: False for transports whose values only ever arrive through the background (streams, or a provider too
+    #: expensive to call per request): a cold request then waits for the cache instead of calling out.
+    fetches_in_foreground = True
 
     def fetch(self, params_list: Sequence[Params], config: Mapping[str, Any],
               requester: Sender) -> list[FeedOutcome]:
