@@ -1,6 +1,6 @@
 """``POST {BASE_URL}``: the whole request path, top to bottom.
 
-envelope → endpoint → validated params → symbol overrides → cache key → cache hit? → (single-flight fetch
+envelope → endpoint → validated params → symbol overrides → cache key → cache hit? → subscription → (single-flight fetch
 into the cache) → response. Every failure is an ``AdapterError`` answered as JSON with its own status, so no bad
 input can reach the node as a 500 or an HTML page.
 """
@@ -36,14 +36,14 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         params, key = endpoint.resolve(data)
         max_age = read_max_age(data.get("maxAge"), adapter)
 
-        entry = read_cache(adapter, key, max_age)
+        entry = adapter.cached(key, max_age)
         hit = entry is not None
         adapter.subscribe(endpoint, key, params, force=not hit)
         if entry is None and not endpoint.transport.fetches_in_foreground:
             entry, hit = wait_for_background(adapter, key), True
         elif entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
-            entry = adapter.fetch(endpoint, params, key, ttl_ms, coalesce=max_age >= 0)
+            entry = adapter.fetch(endpoint, params, key, ttl_ms, max_age)
             if entry.status_code == RateLimitError.status_code and adapter.settings.CACHE_ENABLED:
                 # Out of provider quota: a value older than this request asked for beats no value at all.
                 cached = adapter.cache.get(key)
@@ -159,20 +159,6 @@ def read_max_age(value: Any, adapter: AdapterRuntime) -> int:
         return -1 if value < 0 else 0
     settings = adapter.settings
     return int(min(max(value, settings.CACHE_MIN_AGE), settings.CACHE_MAX_AGE))
-
-
-def read_cache(adapter: AdapterRuntime, key: str, max_age: int) -> CacheEntry | None:
-    settings = adapter.settings
-    if not settings.CACHE_ENABLED or max_age < 0:
-        return None
-    entry = adapter.cache.get(key)
-    if entry is None:
-        return None
-    if max_age and time.time() * 1000 - entry.received_ms > max_age:
-        return None  # older than this request accepts
-    if settings.CACHE_UPDATE_AGE_ON_GET:
-        adapter.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
-    return entry
 
 
 def wait_for_background(adapter: AdapterRuntime, key: str) -> CacheEntry:

@@ -34,6 +34,9 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             except Exception as exc:
                 log.warning("deep health check failed: %s", exc)
                 return render_error(ServiceUnavailableError(f"cache backend is not working: {exc}"))
+            if host.background is not None and host.background.lease.holder() is None:
+                return render_error(ServiceUnavailableError("no process holds the background lease: feeds are "
+                                                            "not being refreshed"))
         return jsonify(message="OK", version=version)
 
     def status() -> Response:

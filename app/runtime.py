@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
@@ -146,15 +147,34 @@ class AdapterRuntime:
                 mine.update({symbol.upper(): replacement for symbol, replacement in mapping.items()})
         return mine
 
+    def cached(self, key: str, max_age: int) -> CacheEntry | None:
+        """The cached entry a request with this ``max_age`` accepts (< 0: none; 0: any unexpired one)."""
+        settings = self.settings
+        if not settings.CACHE_ENABLED or max_age < 0:
+            return None
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        if max_age and time.time() * 1000 - entry.received_ms > max_age:
+            return None  # older than this request accepts
+        if settings.CACHE_UPDATE_AGE_ON_GET:
+            self.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
+        return entry
+
     def fetch(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str, ttl_ms: int,
-              coalesce: bool) -> CacheEntry:
+              max_age: int) -> CacheEntry:
         """The entry for ``params`` from the provider, stored in the cache for every other reader."""
         return self._flights.run(key, lambda: self._fetch_once_across_processes(endpoint, params, key, ttl_ms,
-                                                                                 coalesce))
+                                                                                 max_age))
 
     def _fetch_once_across_processes(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
-                                     ttl_ms: int, coalesce: bool) -> CacheEntry:
-        if not (coalesce and self.settings.REQUEST_COALESCING_ENABLED and self.settings.CACHE_ENABLED):
+                                     ttl_ms: int, max_age: int) -> CacheEntry:
+        # A request that missed the cache just before another thread's fetch for it finished becomes the
+        # leader of a new flight: the value it needs may be in the cache by now.
+        entry = self.cached(key, max_age)
+        if entry is not None:
+            return entry
+        if not (max_age >= 0 and self.settings.REQUEST_COALESCING_ENABLED and self.settings.CACHE_ENABLED):
             return self._fetch_and_store(endpoint, params, key, ttl_ms)
         owner = self.cache.add_marker(key, self._marker_ttl_ms)
         if not owner:

@@ -39,8 +39,10 @@ class Background:
     def start(self) -> None:
         settings = self.host.settings
         now = datetime.now()
-        self.scheduler.add_job(self._hold_lease, "interval", seconds=self.lease.ttl_s / 3, next_run_time=now,
-                               id="lease")
+        self._hold_lease()  # decided before the first request, so /health?deep=1 is right from the start
+        renew = self.lease.ttl_s / 3
+        self.scheduler.add_job(self._hold_lease, "interval", seconds=renew,
+                               next_run_time=now + timedelta(seconds=renew), id="lease")
         interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
         for adapter in self.host.adapters.values():
             for endpoint in adapter.endpoints.values():

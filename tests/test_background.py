@@ -186,3 +186,14 @@ def test_stats_hooks_count_batches_and_calls(make_app, many_coins):
     assert wait_for(lambda: host.background.warmer.stats.provider_batches >= 1)
     assert host.background.warmer.stats.last_batch_sizes == [10]
     assert host.requester.attempts >= 11
+
+
+def test_deep_health_reports_when_nobody_runs_the_background(make_app):
+    app = make_app()
+    client = app.test_client()
+    background = app.extensions["pyea"].background
+    assert wait_for(lambda: background.leader)
+    assert client.get("/health?deep=1").status_code == 200
+    background.stop()  # the only process that could hold the lease is gone
+    response = client.get("/health?deep=1")
+    assert response.status_code == 503 and "background lease" in response.get_json()["error"]["message"]

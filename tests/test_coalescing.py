@@ -70,3 +70,16 @@ def test_single_flight_shares_one_outcome_among_waiters():
         release.set()
         results = {id(f.result()) for f in [leader, *followers]}
     assert len(count) == 1 and len(results) == 1
+
+
+def test_a_request_that_missed_just_before_a_fetch_finished_uses_its_value(make_app, provider):
+    """The late thread of a burst: it saw no entry, then the leader's flight ended before it joined."""
+    app = make_app()
+    adapter = app.extensions["pyea"].default
+    endpoint = adapter.endpoints["crypto"]
+    params, key = endpoint.resolve({"base": "ETH", "quote": "USD"})
+    assert app.test_client().post("/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
+    assert adapter.fetch(endpoint, params, key, 90000, max_age=0).is_success
+    assert provider.count() == 1  # the late request found the fresh value instead of calling again
+    adapter.fetch(endpoint, params, key, 90000, max_age=-1)
+    assert provider.count() == 2  # a request that wants a fresh value (maxAge < 0) still gets one
