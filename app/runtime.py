@@ -84,7 +84,6 @@ class AdapterRuntime:
         self.values = config.values
         self.settings = settings
         self.cache = cache
-        self.requester = requester
         self.keys = KeyMaker(settings.CACHE_KEY_GROUP or self.name, settings.CACHE_KEY_IGNORED_PROPS)
         self.endpoints = {e.name: EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints}
         self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
