@@ -123,3 +123,18 @@ def test_a_60_per_minute_tier_holds_under_four_workers_hammering_500_feeds(tmp_p
     assert statuses[200] > 0 and statuses[429] > 0
     assert max_in_any_window(times, 60.0) <= 61, max_in_any_window(times, 60.0)
     assert len(times) >= 50  # the quota was used, not starved
+
+
+def test_after_a_restart_subscriptions_are_refreshed_without_any_request(tmp_path: Path,
+                                                                        provider: FakeProvider) -> None:
+    cache_dir = tmp_path / "cache"
+    env = pyea_env(cache_dir, provider, EA_WORKERS="2", CACHE_MAX_AGE="1500", CACHE_MIN_AGE="0",
+                   WARMUP_INTERVAL="250")
+    with gunicorn(env, tmp_path / "first.log") as first:
+        assert post(first.url).status_code == 200
+    provider.reset()
+    with gunicorn(env, tmp_path / "second.log") as second:
+        assert wait_for(lambda: provider.count() >= 2, 8)  # refreshed from the persisted subscription alone
+        body = post(second.url).json()
+        assert body["meta"]["cacheHit"] is True
+    assert all(c.query["ids"] == "ethereum" for c in provider.calls)
