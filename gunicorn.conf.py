@@ -7,8 +7,10 @@ which keeps it about 20 MiB lighter for the whole life of the service.
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 # Import the app beside this file (the checkout being run), not a stale installed copy.
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,6 +25,16 @@ if _check.returncode != 0:
     sys.exit(1)
 _settings = Settings.parse()[0]
 
+# Metrics are summed over the workers from per-process files (prometheus_client's multiprocess mode). The
+# directory must be set before a worker imports prometheus_client, and start empty: old files would add the
+# counts of a previous run.
+_own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+METRICS_DIR = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="pyea-metrics-"))
+os.makedirs(METRICS_DIR, exist_ok=True)
+for _name in os.listdir(METRICS_DIR):
+    if _name.endswith(".db"):
+        os.remove(os.path.join(METRICS_DIR, _name))
+
 wsgi_app = "app:create_app()"
 bind = [f"{_settings.EA_HOST}:{_settings.EA_PORT}"]
 worker_class = "gthread"
@@ -36,6 +48,34 @@ keepalive = 5
 preload_app = False
 # gunicorn >= 24 opens a control socket at one fixed path per user; several instances on a VM would collide.
 control_socket_disable = True
+
+
+def when_ready(server):
+    """The master serves METRICS_PORT: it outlives any worker, and reads every worker's files."""
+    if not _settings.metrics_enabled or _settings.METRICS_USE_BASE_URL:
+        return
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    try:
+        start_http_server(_settings.METRICS_PORT, addr=_settings.EA_HOST, registry=registry)
+    except OSError as exc:
+        server.log.error("metrics: cannot listen on %s:%s (%s); serving without metrics", _settings.EA_HOST,
+                         _settings.METRICS_PORT, exc)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be reported any more."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(METRICS_DIR, ignore_errors=True)
 
 
 def post_worker_init(worker):

@@ -24,9 +24,10 @@ T = TypeVar("T")
 class SingleFlight:
     """Runs ``fn`` once per key at a time; callers that arrive meanwhile get the same result or exception."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_wait: Callable[[], None] | None = None) -> None:
         self._lock = threading.Lock()
         self._calls: dict[str, Future] = {}
+        self._on_wait = on_wait
 
     def run(self, key: str, fn: Callable[[], T]) -> T:
         with self._lock:
@@ -35,6 +36,8 @@ class SingleFlight:
             if leader:
                 future = self._calls[key] = Future()
         if not leader:
+            if self._on_wait is not None:
+                self._on_wait()
             return future.result()
         try:
             result = fn()

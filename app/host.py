@@ -18,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import adapters as adapters_package
+from app import __version__
 from app.adapter import Adapter, Endpoint
 from app.cache import Cache, make_cache
 from app.limits import RateLimit, load_limits, resolve_rate_limit
+from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.requester import Requester
 from app.runtime import AdapterRuntime
@@ -118,8 +120,10 @@ class Host:
         if problems:
             raise SettingsError(problems)
         self.cache: Cache = cache
+        self.metrics = Metrics(self.settings.METRICS_NAME or config.adapters[0].adapter.name, __version__)
         self.requester = Requester(timeout_ms=self.settings.API_TIMEOUT, retries=self.settings.RETRY,
-                                   pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets())
+                                   pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets(),
+                                   metrics=self.metrics)
         self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"),
                                                self.settings.WARMUP_SUBSCRIPTION_TTL)
         limits_dir = os.path.join(self.settings.CACHE_DIR, "pyea-ratelimit")
@@ -128,7 +132,7 @@ class Host:
                          for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
-                                             self.limiters.get(cfg.adapter.name))
+                                             self.limiters.get(cfg.adapter.name), self.metrics)
             for cfg in config.adapters}
         self.default = next(iter(self.adapters.values()))
         self.background: Background | None = None

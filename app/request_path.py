@@ -26,18 +26,22 @@ JSON_MIMETYPE = "application/json"
 
 
 def handle(adapter: AdapterRuntime, request: Request) -> Response:
+    started = time.perf_counter()
     job_run_id: Any = "1"
+    feed_id = ""
     try:
         body = read_body(request, adapter.settings.MAX_PAYLOAD_SIZE_LIMIT)
         job_run_id = job_run_id_of(body)
         data = read_data(body, request)
         endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
         data = coerce_query(endpoint, data, request)
-        params, key = endpoint.resolve(data)
+        params, key, feed_id = endpoint.resolve(data)
         max_age = read_max_age(data.get("maxAge"), adapter)
 
         entry = adapter.cached(key, max_age)
         hit = entry is not None
+        if hit:
+            adapter.metrics.cache_hit(feed_id, entry.received_ms)
         adapter.subscribe(endpoint, key, params, force=not hit)
         if entry is None and not endpoint.transport.fetches_in_foreground:
             entry, hit = wait_for_background(adapter, key), True
@@ -49,11 +53,13 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
                 cached = adapter.cache.get(key)
                 if cached is not None and cached.is_success:
                     entry, hit = cached, True
-        return render(entry, job_run_id, endpoint, hit)
+        response = render(entry, job_run_id, endpoint, hit)
     except AdapterError as exc:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.name, exc.message)
-        return render_error(exc, job_run_id)
+        response, hit = render_error(exc, job_run_id), False
+    adapter.metrics.request(request.method, response.status_code, hit, feed_id, time.perf_counter() - started)
+    return response
 
 
 def read_body(request: Request, limit: int) -> dict[str, Any]:

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import requests
@@ -24,6 +24,9 @@ from requests.adapters import HTTPAdapter
 from app.coalescing import SingleFlight
 from app.errors import ConnectionFailedError, DataProviderError, ProviderTimeoutError, RateLimitError
 from app.ratelimit import RateLimiter, describe
+
+if TYPE_CHECKING:
+    from app.metrics import Metrics
 
 log = logging.getLogger("pyea.requester")
 
@@ -107,7 +110,9 @@ def snippet(content: bytes) -> str:
 class Requester:
     """Per process: a ``requests.Session`` is not fork-safe, so each gunicorn worker builds its own."""
 
-    def __init__(self, *, timeout_ms: int, retries: int, pool_size: int, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, *, timeout_ms: int, retries: int, pool_size: int, secrets: Iterable[str] = (),
+                 metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
         self.timeout_s = timeout_ms / 1000
         self.retries = retries
         self.secrets = tuple(s for s in secrets if s)
@@ -159,6 +164,22 @@ class Requester:
         with self._count_lock:
             self.attempts += 1
         requested = now_ms()
+        try:
+            response = self._request(request, requested)
+        except (ConnectionFailedError, ProviderTimeoutError, DataProviderError):
+            self._observe(request, 0, requested)
+            raise
+        self._observe(request, response.status_code, requested)
+        return response
+
+    def _observe(self, request: ProviderRequest, status: int, requested_ms: int) -> None:
+        if self.metrics is not None:
+            labels = self.metrics.labels
+            self.metrics.provider_requests.labels(request.method, str(status), *labels).inc()
+            self.metrics.provider_duration.labels(*labels).observe((now_ms() - requested_ms) / 1000)
+            self.metrics.credits.labels(*labels).inc()
+
+    def _request(self, request: ProviderRequest, requested: int) -> ProviderResponse:
         try:
             response = self.session.request(request.method, request.url, params=request.params,
                                             headers=dict(request.headers), json=request.json,

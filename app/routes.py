@@ -10,6 +10,7 @@ import traceback
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
 from app.errors import AdapterError, ServiceUnavailableError
@@ -48,11 +49,26 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             configuration=host.settings.redacted(),
             runtime={"python": platform.python_version(), "platform": platform.platform(),
                      "hostname": socket.gethostname()},
-            metrics={"enabled": False})
+            metrics=_metrics_status(host))
+
+    def metrics() -> Response:
+        return Response(host.metrics.render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+                        content_type=CONTENT_TYPE_LATEST)
 
     app.add_url_rule(f"{base}health", "health", health)
     app.add_url_rule(f"{base}status", "status", status)
+    if host.settings.metrics_enabled and host.settings.METRICS_USE_BASE_URL:
+        app.add_url_rule(f"{base}metrics", "metrics", metrics)
     _register_error_handlers(app, host.settings.DEBUG)
+
+
+def _metrics_status(host: Host) -> dict:
+    settings = host.settings
+    if not settings.metrics_enabled:
+        return {"enabled": False}
+    if settings.METRICS_USE_BASE_URL:
+        return {"enabled": True, "endpoint": f"{settings.BASE_URL}metrics"}
+    return {"enabled": True, "port": settings.METRICS_PORT, "endpoint": "/metrics"}
 
 
 def _adapter_view(runtime: AdapterRuntime) -> Callable[[], Response]:

@@ -26,6 +26,7 @@ from app.validation import short
 
 if TYPE_CHECKING:
     from app.host import AdapterConfig
+    from app.metrics import Metrics
     from app.ratelimit import RateLimiter
     from app.settings import Settings
     from app.subscriptions import SubscriptionStore
@@ -51,8 +52,8 @@ class EndpointRuntime:
         self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
                             f'"endpoint":{json.dumps(name)},"cacheHit":')
 
-    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str]:
-        """Validated, overridden parameters (read-only) and their cache key.
+    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str]:
+        """Validated, overridden parameters (read-only), their cache key and their feed id (for metrics).
 
         Memoised on the parameters and overrides in the request's data (keys the endpoint ignores do not
         count): nodes ask for the same few feeds again and again, and schema validation would otherwise be the
@@ -64,17 +65,19 @@ class EndpointRuntime:
             return self._resolve_uncached(text)
         return self._resolve_text(text)
 
-    def _resolve_uncached(self, text: str) -> tuple[Mapping[str, Any], str]:
+    def _resolve_uncached(self, text: str) -> tuple[Mapping[str, Any], str, str]:
         data = json.loads(text)
         params = self.schema.normalise(data)
         params = self.adapter.apply_overrides(self, params, data.get("overrides"))
-        return MappingProxyType(params), self.adapter.keys.key(self.name, params)
+        keys = self.adapter.keys
+        return MappingProxyType(params), keys.key(self.name, params), keys.feed_id(params)
 
 
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
-                 subscriptions: SubscriptionStore, limiter: RateLimiter | None) -> None:
+                 subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics) -> None:
         self.config = config
+        self.metrics = metrics
         self.subscriptions = subscriptions
         self.limiter = limiter
         self.foreground = LimitedSender(requester, limiter, background=False, wait_s=0)
@@ -88,7 +91,7 @@ class AdapterRuntime:
         self.endpoints = {e.name: EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints}
         self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
                         for alias in (rt.name, *rt.endpoint.aliases)}
-        self._flights = SingleFlight()
+        self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
 
     def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], force: bool) -> None:
@@ -177,6 +180,7 @@ class AdapterRuntime:
             return self._fetch_and_store(endpoint, params, key, ttl_ms)
         owner = self.cache.add_marker(key, self._marker_ttl_ms)
         if not owner:
+            self.metrics.coalescing_waits.labels(*self.metrics.labels).inc()
             entry = wait_for_other_process(self.cache, key, self.settings)
             if entry is not None:
                 return entry
@@ -193,7 +197,7 @@ class AdapterRuntime:
         for outcome in outcomes:
             entry = self.entry_for(outcome)
             feed_key = key if outcome.params is params else self.keys.key(endpoint.name, outcome.params)
-            self.store(feed_key, entry, ttl_ms)
+            self.store(feed_key, entry, ttl_ms, outcome.params)
             if feed_key == key:
                 mine = entry
         if mine is None:  # a transport that answered other feeds but not this one
@@ -201,7 +205,7 @@ class AdapterRuntime:
                                                                    "feed"), None, 0, 0))
         return mine
 
-    def store(self, key: str, entry: CacheEntry, ttl_ms: int) -> None:
+    def store(self, key: str, entry: CacheEntry, ttl_ms: int, params: Mapping[str, Any]) -> None:
         """Successes for ``ttl_ms``; failures briefly (``CACHE_ERROR_MAX_AGE``), except a refused rate-limit
         slot, which says nothing about the feed and would be stale the moment a slot frees up."""
         if not self.settings.CACHE_ENABLED or entry.status_code == RateLimitError.status_code:
@@ -210,6 +214,9 @@ class AdapterRuntime:
             self.cache.set(key, entry, ttl_ms)
         elif self.settings.CACHE_ERROR_MAX_AGE:
             self.cache.set(key, entry, self.settings.CACHE_ERROR_MAX_AGE)
+        else:
+            return
+        self.metrics.cache_sets.labels(self.keys.feed_id(params), str(entry.status_code), *self.metrics.labels).inc()
 
     def entry_for(self, feed: FeedOutcome) -> CacheEntry:
         """Serialise once, at write time: hits then splice text instead of re-encoding objects."""

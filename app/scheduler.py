@@ -83,6 +83,7 @@ class Background:
         if not self.leader or self._stopping.is_set():
             return
         try:
-            self.warmer.cycle(endpoint)
+            with self.host.metrics.timed_cycle(endpoint.name):
+                self.warmer.cycle(endpoint)
         except Exception:
             log.exception("refresh cycle of %s/%s failed", endpoint.adapter.name, endpoint.name)

@@ -223,6 +223,16 @@ class Settings:
                                                      "rate limit", kind="int", minimum=1)
     RATE_LIMIT_CAPACITY_MINUTE: int | None = setting(None, "Calls per minute, instead of a tier",
                                                      "rate limit", kind="int", minimum=1)
+    # metrics
+    METRICS_ENABLED: bool = setting(True, "Expose Prometheus metrics", "metrics")
+    EXPERIMENTAL_METRICS_ENABLED: bool = setting(True, "v2 name of METRICS_ENABLED; false also turns metrics off",
+                                                 "metrics")
+    METRICS_PORT: int = setting(9080, "Port of the metrics endpoint (served by gunicorn's master)", "metrics",
+                                minimum=1, maximum=65535)
+    METRICS_USE_BASE_URL: bool = setting(False, "Serve metrics at {BASE_URL}metrics on the main port instead",
+                                         "metrics")
+    METRICS_NAME: str = setting("", "app_name label of every metric (default: the default adapter's name)",
+                                "metrics")
     # coalescing
     REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across worker "
                                                       "processes (threads of a process always are)",
@@ -263,6 +273,10 @@ class Settings:
         if not values["LOG_FORMAT"]:
             values["LOG_FORMAT"] = "pretty" if values["NODE_ENV"] == "development" else "json"
         return cls(**values), problems
+
+    @property
+    def metrics_enabled(self) -> bool:
+        return self.METRICS_ENABLED and self.EXPERIMENTAL_METRICS_ENABLED
 
     def redacted(self) -> list[dict[str, Any]]:
         """Every setting with its value for ``/status``; secrets never leave the process."""

@@ -168,7 +168,9 @@ class GunicornProcess:
         self.cwd = cwd
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port), **env}
+        self.metrics_port = int(env.get("METRICS_PORT") or free_port())
+        self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port),
+                    "METRICS_PORT": str(self.metrics_port), **env}
         self.args = args
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None

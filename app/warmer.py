@@ -48,6 +48,7 @@ class Warmer:
         started = time.monotonic()
         deadline = started + settings.BACKGROUND_EXECUTE_TIMEOUT / 1000
         subscriptions = self.store.live(f"{adapter.keys.group}:{endpoint.name}:")
+        adapter.metrics.warmer_feeds.labels(endpoint.name, *adapter.metrics.labels).set(len(subscriptions))
         if not subscriptions or not any(self._due(endpoint, s) for s in subscriptions):
             return 0
         if len(subscriptions) > settings.CACHE_MAX_ITEMS and not self._warned_capacity:
@@ -92,7 +93,7 @@ class Warmer:
             return False
         for outcome in outcomes:
             key = adapter.keys.key(endpoint.name, outcome.params)
-            adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE)
+            adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE, outcome.params)
             if key not in by_key:
                 continue
             if isinstance(outcome.outcome, Success):

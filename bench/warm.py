@@ -43,7 +43,7 @@ def measure(size: int, cycles: int) -> dict:
         host = app.extensions["pyea"]
         endpoint = host.default.endpoints["crypto"]
         for i in range(size):
-            params, key = endpoint.resolve({"coinid": f"coin-{i:05d}", "quote": "USD"})
+            params, key, _ = endpoint.resolve({"coinid": f"coin-{i:05d}", "quote": "USD"})
             host.subscriptions.subscribe(key, endpoint.name, params, force=True)
         warmer = Warmer(host.subscriptions, lambda: True)
         results = []

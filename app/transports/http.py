@@ -22,6 +22,11 @@ class HttpTransport(Transport):
     #: How many parameter sets one provider call may answer; 1 means no batching.
     max_batch_size = 1
 
+    def refuse(self, params: Params, config: Mapping[str, Any]) -> AdapterError | None:
+        """An error for a feed that must not cost a provider call (a missing key, an input the provider cannot
+        answer), so one bad feed never fails the batch it would have joined."""
+        return None
+
     def prepare_requests(self, params_list: Sequence[Params],
                          config: Mapping[str, Any]) -> list[ProviderRequest]:
         raise NotImplementedError
@@ -33,7 +38,15 @@ class HttpTransport(Transport):
     def fetch(self, params_list: Sequence[Params], config: Mapping[str, Any],
               requester: Sender) -> list[FeedOutcome]:
         outcomes: list[FeedOutcome] = []
-        for request in self.prepare_requests(params_list, config):
+        askable = []
+        for params in params_list:
+            error = self.refuse(params, config)
+            if error is None:
+                askable.append(params)
+            else:
+                at = now_ms()
+                outcomes.append(FeedOutcome(params, error, None, at, at))
+        for request in self.prepare_requests(askable, config) if askable else []:
             requested_ms = now_ms()
             try:
                 response = requester.send(request)

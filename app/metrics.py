@@ -1,0 +1,97 @@
+"""Prometheus metrics, correct across gunicorn workers.
+
+Under gunicorn, ``gunicorn.conf.py`` gives the workers a fresh ``PROMETHEUS_MULTIPROC_DIR``: prometheus_client
+then keeps each worker's values in files there, and whoever exposes ``/metrics`` (gunicorn's master on
+``METRICS_PORT``, or any worker at ``{BASE_URL}metrics``) adds them up. Without it (tests, one process) the
+metrics live in this app's own registry, so many apps can coexist in one process.
+
+prometheus-flask-exporter's per-path defaults are not used: they would count every request a second time under
+other names and add Flask hooks to the hot path. The catalogue follows the v2/v3 frameworks' names so existing
+dashboards keep working; every metric carries ``app_name`` and ``app_version``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+APP_LABELS = ("app_name", "app_version")
+# Error labels for http_requests_total{type}, by the status the node was answered with (v2's names).
+ERROR_TYPES = {400: "inputError", 404: "inputError", 413: "inputError", 429: "rateLimitError",
+               502: "dataProviderError", 503: "adapterError", 504: "timeoutError"}
+
+
+def multiprocess_dir() -> str | None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    return directory if directory and os.path.isdir(directory) else None
+
+
+class Metrics:
+    def __init__(self, app_name: str, version: str) -> None:
+        self.labels = (app_name, version)
+        shared = multiprocess_dir() is not None
+        # In multiprocess mode values go to files, not to a registry; exposition reads the files.
+        self._registry = None if shared else CollectorRegistry()
+        self.exposition = CollectorRegistry() if shared else self._registry
+        if shared:
+            MultiProcessCollector(self.exposition)
+        self.http_requests = self._counter("http_requests_total", "Requests answered, by outcome",
+                                           ("method", "status_code", "type", "feed_id"))
+        self.http_duration = self._histogram("http_request_duration_seconds", "Time to answer a request", ())
+        self.provider_requests = self._counter("data_provider_requests", "Calls to the data provider",
+                                               ("method", "provider_status_code"))
+        self.provider_duration = self._histogram("data_provider_request_duration_seconds",
+                                                 "Time the data provider took to answer", ())
+        self.cache_gets = self._counter("cache_data_get_count", "Requests answered from the cache", ("feed_id",))
+        self.cache_sets = self._counter("cache_data_set_count", "Values written to the cache",
+                                        ("feed_id", "status_code"))
+        self.staleness = self._gauge("cache_data_staleness_seconds",
+                                     "Age in seconds of the last value served from the cache", ("feed_id",))
+        self.warmer_feeds = self._gauge("cache_warmer_get_count", "Feeds the background keeps fresh",
+                                        ("endpoint",))
+        self.bg_runs = self._counter("bg_execute_total", "Background refresh cycles", ("endpoint",))
+        self.bg_errors = self._counter("bg_execute_errors", "Background refresh cycles that failed", ("endpoint",))
+        self.bg_duration = self._histogram("bg_execute_duration_seconds", "Duration of background refresh cycles",
+                                           ("endpoint",))
+        self.credits = self._counter("rate_limit_credits_spent_total", "Provider quota slots spent", ())
+        self.coalescing_waits = self._counter("request_coalescing_waits_total",
+                                              "Requests that waited for an identical request's fetch", ())
+
+    def render(self) -> bytes:
+        return generate_latest(self.exposition)
+
+    def request(self, method: str, status: int, hit: bool, feed_id: str, seconds: float) -> None:
+        kind = ("cacheHit" if hit else "dataProviderHit") if status == 200 else ERROR_TYPES.get(status, "adapterError")
+        self.http_requests.labels(method, str(status), kind, feed_id, *self.labels).inc()
+        self.http_duration.labels(*self.labels).observe(seconds)
+
+    def cache_hit(self, feed_id: str, received_ms: int) -> None:
+        self.cache_gets.labels(feed_id, *self.labels).inc()
+        self.staleness.labels(feed_id, *self.labels).set(max(0.0, time.time() - received_ms / 1000))
+
+    @contextmanager
+    def timed_cycle(self, endpoint: str) -> Iterator[None]:
+        started = time.perf_counter()
+        self.bg_runs.labels(endpoint, *self.labels).inc()
+        try:
+            yield
+        except Exception:
+            self.bg_errors.labels(endpoint, *self.labels).inc()
+            raise
+        finally:
+            self.bg_duration.labels(endpoint, *self.labels).observe(time.perf_counter() - started)
+
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...]) -> Counter:
+        return Counter(name, doc, (*labels, *APP_LABELS), registry=self._registry)
+
+    def _histogram(self, name: str, doc: str, labels: tuple[str, ...]) -> Histogram:
+        return Histogram(name, doc, (*labels, *APP_LABELS), registry=self._registry)
+
+    def _gauge(self, name: str, doc: str, labels: tuple[str, ...]) -> Gauge:
+        return Gauge(name, doc, (*labels, *APP_LABELS), registry=self._registry,
+                     multiprocess_mode="livemostrecent")

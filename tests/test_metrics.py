@@ -1,0 +1,66 @@
+"""Prometheus metrics: the v2/v3 catalogue, correct across gunicorn workers, never carrying secrets."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import requests
+
+from app.testing import FakeProvider
+from tests.conftest import node_request
+from tests.test_gunicorn import gunicorn, post, pyea_env, served_by
+
+
+def samples(text: str, name: str) -> dict[str, float]:
+    """``{labels: value}`` of one metric in Prometheus text format."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(\{{.*\}})? (\S+)$", line)
+        if match:
+            found[match.group(1) or ""] = float(match.group(2))
+    return found
+
+
+def test_catalogue_at_base_url(make_app, provider):
+    client = make_app(METRICS_USE_BASE_URL="true", METRICS_NAME="my-ea", API_KEY="sk-METRICS-SECRET").test_client()
+    node_request(client)
+    node_request(client)
+    node_request(client, {"base": 5})
+    response = client.get("/metrics")
+    assert response.status_code == 200 and response.mimetype == "text/plain"
+    text = response.get_data(as_text=True)
+    requests_total = samples(text, "http_requests_total")
+    by_type = {re.search(r'type="(\w+)"', k).group(1): v for k, v in requests_total.items()}
+    assert by_type == {"dataProviderHit": 1.0, "cacheHit": 1.0, "inputError": 1.0}
+    assert all('app_name="my-ea"' in k and "app_version=" in k for k in requests_total)
+    assert 'feed_id="{\\"base\\":\\"ethereum\\",\\"quote\\":\\"USD\\"}"' in text
+    assert sum(samples(text, "data_provider_requests_total").values()) == 1
+    assert sum(samples(text, "cache_data_get_count_total").values()) == 1
+    assert sum(samples(text, "cache_data_set_count_total").values()) == 1
+    assert sum(samples(text, "rate_limit_credits_spent_total").values()) == 1
+    for name in ("http_request_duration_seconds_count", "data_provider_request_duration_seconds_count",
+                 "cache_data_staleness_seconds"):
+        assert samples(text, name), name
+    assert "sk-METRICS-SECRET" not in text
+    assert client.get("/status").get_json()["metrics"] == {"enabled": True, "endpoint": "/metrics"}
+
+
+def test_metrics_can_be_turned_off(make_app):
+    for setting in ("METRICS_ENABLED", "EXPERIMENTAL_METRICS_ENABLED"):
+        client = make_app(**{setting: "false", "METRICS_USE_BASE_URL": "true"}).test_client()
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/status").get_json()["metrics"] == {"enabled": False}
+
+
+def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: FakeProvider) -> None:
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="4")
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(env, log_path) as server:
+        for i in range(10):  # a new connection each: gunicorn spreads them over the workers
+            assert post(server.url, headers={"x-test-id": f"m-{i}"}).status_code == 200
+        text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+        workers = set(served_by(log_path, "m-", 10).values())
+    assert len(workers) >= 2  # several workers answered, so the total below was summed over processes
+    assert sum(samples(text, "http_requests_total").values()) == 10
+    assert sum(samples(text, "data_provider_requests_total").values()) == 1
