@@ -1,0 +1,25 @@
+"""CoinMarketCap Pro API: prices, market caps and volumes of coins, and global market figures."""
+
+from adapters.coinmarketcap.transports import GlobalMetricsTransport, QuotesTransport
+from app.adapter import Adapter, Endpoint
+from app.settings import Spec
+
+adapter = Adapter(
+    name="coinmarketcap",
+    description="CoinMarketCap Pro API (an API key is required on every plan)",
+    default_endpoint="crypto",
+    endpoints=[
+        Endpoint("crypto", QuotesTransport("price"), aliases=("price",), description="Price of base in quote"),
+        Endpoint("marketcap", QuotesTransport("marketcap"), description="Market cap of base in quote"),
+        Endpoint("volume", QuotesTransport("volume"), description="24h volume of base in quote"),
+        Endpoint("globalmarketcap", GlobalMetricsTransport("globalmarketcap"), override_params=(),
+                 description="Total crypto market cap in a currency"),
+        Endpoint("dominance", GlobalMetricsTransport("dominance"), override_params=(),
+                 description="Share (%) of the total market cap held by BTC or ETH"),
+    ],
+    settings=[
+        Spec("API_KEY", None, "CoinMarketCap Pro API key (required); sent as the X-CMC_PRO_API_KEY header",
+             sensitive=True),
+        Spec("API_ENDPOINT", None, "Provider base URL (default: https://pro-api.coinmarketcap.com)", kind="url"),
+    ],
+)

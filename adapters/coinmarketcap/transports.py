@@ -1,0 +1,191 @@
+"""How CoinMarketCap (Pro API) is asked and how its answers are read.
+
+``/v2/cryptocurrency/quotes/latest`` takes many symbols (or many ids) but, on the basic plans, only one
+``convert`` currency per call, and never symbols and ids together; so feeds are grouped by (symbol or id, quote)
+and each group costs one call. With ``symbol=`` the answer maps each symbol to a *list* of coins (symbols are not
+unique); with ``id=`` it maps each id to one coin object. ``/v1/global-metrics/quotes/latest`` answers the total
+market cap in the ``convert`` currency and the BTC and ETH dominance.
+
+Every answer carries ``status.error_code`` / ``status.error_message``; HTTP errors are mapped by the framework.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from numbers import Real
+from typing import Any
+
+from app.errors import AdapterError, DataProviderError
+from app.transports import Outcome, Params, Success
+from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+
+PRO_URL = "https://pro-api.coinmarketcap.com"
+#: CoinMarketCap accepts at most this many symbols or ids in one quotes call.
+MAX_IDS_PER_CALL = 100
+
+_QUOTE_FIELD = {"price": "price", "marketcap": "market_cap", "volume": "volume_24h"}
+_DOMINANCE_FIELD = {"BTC": "btc_dominance", "ETH": "eth_dominance"}
+
+
+def base_url(config: Mapping[str, Any]) -> str:
+    return (config["API_ENDPOINT"] or PRO_URL).rstrip("/")
+
+
+def headers(config: Mapping[str, Any]) -> dict[str, str]:
+    return {"accept": "application/json", "X-CMC_PRO_API_KEY": config["API_KEY"]}
+
+
+def epoch_ms(stamp: Any) -> int | None:
+    """CoinMarketCap stamps are ISO 8601 with a ``Z``; a missing or odd one just leaves the time unknown."""
+    if not isinstance(stamp, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _data(response: ProviderResponse, what: str) -> Any:
+    """A 200 can still carry ``status.error_code``; it applies to every feed of the call."""
+    body = response.json()
+    if not isinstance(body, dict):
+        raise DataProviderError(f"CoinMarketCap {what} answered with a JSON {type(body).__name__}, expected an "
+                                "object", provider_status_code=response.status_code)
+    status = body.get("status")
+    if isinstance(status, dict) and status.get("error_code") not in (None, 0, "0"):
+        raise DataProviderError(f"CoinMarketCap {what} error {status.get('error_code')}: "
+                                f"{status.get('error_message')}", provider_status_code=response.status_code)
+    return body.get("data")
+
+
+class _CoinMarketCapTransport(HttpTransport):
+    """Feeds that cannot succeed (no API key, a market CoinMarketCap does not report) are answered without
+    spending a provider call or a rate-limit slot; raising from ``prepare_requests`` instead would abort a
+    whole background refresh cycle."""
+
+    def refuse(self, params: Params, config: Mapping[str, Any]) -> AdapterError | None:
+        if not config.get("API_KEY"):
+            return DataProviderError("CoinMarketCap needs an API key: set COINMARKETCAP_API_KEY (or API_KEY when "
+                                     "coinmarketcap is the first adapter in ADAPTERS)")
+        return None
+
+
+def _lookup(params: Params) -> tuple[str, str]:
+    """``cid`` wins over ``base``: ("id", "1027") or ("symbol", "ETH")."""
+    if params.get("cid") is not None:
+        return "id", str(params["cid"])
+    return "symbol", str(params["base"]).upper()
+
+
+def _pick(entry: Any) -> Any:
+    """Several coins can share a symbol: prefer the best-ranked one, else the first CoinMarketCap lists."""
+    if not isinstance(entry, list):
+        return entry
+    coins = [c for c in entry if isinstance(c, dict)]
+    if not coins:
+        return None
+    ranked = [c for c in coins if _number(c.get("cmc_rank"))]
+    return min(ranked, key=lambda c: c["cmc_rank"]) if ranked else coins[0]
+
+
+class QuotesTransport(_CoinMarketCapTransport):
+    max_batch_size = MAX_IDS_PER_CALL
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
+        groups: dict[tuple[str, str], list[Params]] = {}
+        for params in params_list:
+            groups.setdefault((_lookup(params)[0], params["quote"].upper()), []).append(params)
+        requests: list[ProviderRequest] = []
+        for (kind, quote), members in sorted(groups.items()):
+            keys = sorted({_lookup(p)[1] for p in members})
+            for start in range(0, len(keys), MAX_IDS_PER_CALL):
+                chunk = set(keys[start:start + MAX_IDS_PER_CALL])
+                requests.append(ProviderRequest(
+                    tuple(p for p in members if _lookup(p)[1] in chunk),
+                    f"{base_url(config)}/v2/cryptocurrency/quotes/latest",
+                    params={kind: ",".join(sorted(chunk)), "convert": quote, "skip_invalid": "true"},
+                    headers=headers(config)))
+        return requests
+
+    def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
+                       config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        data = _data(response, "quotes")
+        if not isinstance(data, dict):
+            raise DataProviderError("CoinMarketCap quotes answer has no data object",
+                                    provider_status_code=response.status_code)
+        outcomes: list[tuple[Params, Outcome]] = []
+        for params in params_list:
+            kind, key = _lookup(params)
+            quote = params["quote"].upper()
+            coin = _pick(data.get(key))
+            figures = coin.get("quote", {}).get(quote) if isinstance(coin, dict) else None
+            value = figures.get(_QUOTE_FIELD[self.field]) if isinstance(figures, dict) else None
+            if not _number(value):
+                outcomes.append((params, DataProviderError(
+                    f"CoinMarketCap returned no {self.field} for {kind} '{key}' in '{quote}'; check "
+                    f"{'cid' if kind == 'id' else 'base (or data.overrides)'} and quote",
+                    provider_status_code=response.status_code)))
+                continue
+            outcomes.append((params, Success(value, data={key: coin},
+                                             provider_indicated_ms=epoch_ms(figures.get("last_updated")))))
+        return outcomes
+
+
+class GlobalMetricsTransport(_CoinMarketCapTransport):
+    """``total_market_cap`` needs one call per currency; dominance is the same in every currency, so one call
+    answers all dominance feeds."""
+
+    max_batch_size = 1000
+
+    def __init__(self, field: str) -> None:
+        self.field = field
+
+    def refuse(self, params: Params, config: Mapping[str, Any]) -> AdapterError | None:
+        if self.field == "dominance" and params["market"].upper() not in _DOMINANCE_FIELD:
+            return DataProviderError(f"CoinMarketCap only reports BTC and ETH dominance, not "
+                                     f"'{params['market']}'")
+        return super().refuse(params, config)
+
+    def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
+        url = f"{base_url(config)}/v1/global-metrics/quotes/latest"
+        if self.field == "dominance":
+            return [ProviderRequest(tuple(params_list), url, headers=headers(config))]
+        groups: dict[str, list[Params]] = {}
+        for params in params_list:
+            groups.setdefault(params["market"].upper(), []).append(params)
+        return [ProviderRequest(tuple(members), url, params={"convert": market}, headers=headers(config))
+                for market, members in sorted(groups.items())]
+
+    def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
+                       config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        data = _data(response, "global metrics")
+        if not isinstance(data, dict):
+            raise DataProviderError("CoinMarketCap global metrics answer has no data object",
+                                    provider_status_code=response.status_code)
+        outcomes: list[tuple[Params, Outcome]] = []
+        for params in params_list:
+            market = params["market"].upper()
+            if self.field == "dominance":
+                name = _DOMINANCE_FIELD[market]
+                value, stamp = data.get(name), data.get("last_updated")
+            else:
+                figures = data.get("quote", {}).get(market)
+                figures = figures if isinstance(figures, dict) else {}
+                name = "total_market_cap"
+                value, stamp = figures.get(name), figures.get("last_updated") or data.get("last_updated")
+            if not _number(value):
+                outcomes.append((params, DataProviderError(
+                    f"CoinMarketCap global metrics have no {name} for '{market}'",
+                    provider_status_code=response.status_code)))
+            else:
+                outcomes.append((params, Success(value, data={name: value, "market": market},
+                                                 provider_indicated_ms=epoch_ms(stamp))))
+        return outcomes
