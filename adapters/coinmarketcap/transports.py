@@ -50,7 +50,7 @@ def _number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
-def _data(response: ProviderResponse, what: str) -> Any:
+def _data(response: ProviderResponse, what: str) -> dict[str, Any]:
     """A 200 can still carry ``status.error_code``; it applies to every feed of the call."""
     body = response.json()
     if not isinstance(body, dict):
@@ -60,7 +60,11 @@ def _data(response: ProviderResponse, what: str) -> Any:
     if isinstance(status, dict) and status.get("error_code") not in (None, 0, "0"):
         raise DataProviderError(f"CoinMarketCap {what} error {status.get('error_code')}: "
                                 f"{status.get('error_message')}", provider_status_code=response.status_code)
-    return body.get("data")
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise DataProviderError(f"CoinMarketCap {what} answer has no data object",
+                                provider_status_code=response.status_code)
+    return data
 
 
 class _CoinMarketCapTransport(HttpTransport):
@@ -118,9 +122,6 @@ class QuotesTransport(_CoinMarketCapTransport):
     def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
                        config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
         data = _data(response, "quotes")
-        if not isinstance(data, dict):
-            raise DataProviderError("CoinMarketCap quotes answer has no data object",
-                                    provider_status_code=response.status_code)
         outcomes: list[tuple[Params, Outcome]] = []
         for params in params_list:
             kind, key = _lookup(params)
@@ -167,9 +168,6 @@ class GlobalMetricsTransport(_CoinMarketCapTransport):
     def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
                        config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
         data = _data(response, "global metrics")
-        if not isinstance(data, dict):
-            raise DataProviderError("CoinMarketCap global metrics answer has no data object",
-                                    provider_status_code=response.status_code)
         outcomes: list[tuple[Params, Outcome]] = []
         for params in params_list:
             market = params["market"].upper()
