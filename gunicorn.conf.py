@@ -16,7 +16,10 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+from gunicorn.glogging import Logger  # noqa: E402
+
 from app import close_app, create_app  # noqa: E402  (light: Flask is imported by workers only)
+from app.logs import LineFormatter  # noqa: E402
 from app.settings import Settings  # noqa: E402
 
 _check = subprocess.run([sys.executable, "-m", "app", "check"], cwd=HERE, capture_output=True, text=True)
@@ -35,7 +38,20 @@ for _name in os.listdir(METRICS_DIR):
     if _name.endswith(".db"):
         os.remove(os.path.join(METRICS_DIR, _name))
 
+class PyeaLogger(Logger):
+    """gunicorn's own lines (start, workers booting and dying) in pyea's format, so one log pipeline reads all.
+    The access log, off by default, keeps the format it is given."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        formatter = LineFormatter(pretty=_settings.LOG_FORMAT == "pretty")
+        for handler in self.error_log.handlers:
+            handler.setFormatter(formatter)
+
+
 wsgi_app = "app:create_app()"
+logger_class = PyeaLogger
+loglevel = "warning" if _settings.LOG_LEVEL == "warn" else _settings.LOG_LEVEL
 bind = [f"{_settings.EA_HOST}:{_settings.EA_PORT}"]
 worker_class = "gthread"
 workers = _settings.EA_WORKERS

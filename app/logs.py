@@ -12,13 +12,14 @@ import time
 import uuid
 from collections.abc import Iterable
 
-from flask import g, has_request_context, request
-
 from app.settings import REDACTED, Settings
 
 
-class _Formatter(logging.Formatter):
-    def __init__(self, pretty: bool, secrets: Iterable[str], correlation: bool) -> None:
+class LineFormatter(logging.Formatter):
+    """One JSON object (or one readable line) per record. Importable without Flask, so gunicorn's master can
+    format its own lines the same way without loading the app."""
+
+    def __init__(self, pretty: bool = False, secrets: Iterable[str] = (), correlation: bool = False) -> None:
         super().__init__()
         self.pretty = pretty
         self.secrets = tuple(s for s in secrets if s)
@@ -28,7 +29,7 @@ class _Formatter(logging.Formatter):
         message = record.getMessage()
         if record.exc_info:
             message += "\n" + self.formatException(record.exc_info)
-        correlation_id = request_correlation_id() if self.correlation and has_request_context() else None
+        correlation_id = request_correlation_id() if self.correlation else None
         if self.pretty:
             stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
             tag = f" [{correlation_id}]" if correlation_id else ""
@@ -46,8 +47,12 @@ class _Formatter(logging.Formatter):
         return line
 
 
-def request_correlation_id() -> str:
+def request_correlation_id() -> str | None:
     """The caller's ``x-correlation-id``, else one made up on first use: only requests that log pay for it."""
+    from flask import g, has_request_context, request
+
+    if not has_request_context():
+        return None
     if "correlation_id" not in g:
         g.correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
     return g.correlation_id
@@ -59,7 +64,7 @@ def configure_logging(settings: Settings, secrets: Iterable[str]) -> logging.Log
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_Formatter(settings.LOG_FORMAT == "pretty", secrets, settings.CORRELATION_ID_ENABLED))
+    handler.setFormatter(LineFormatter(settings.LOG_FORMAT == "pretty", secrets, settings.CORRELATION_ID_ENABLED))
     logger.addHandler(handler)
     level = "WARNING" if settings.LOG_LEVEL == "warn" else settings.LOG_LEVEL.upper()
     logger.setLevel(level)

@@ -54,7 +54,7 @@ def provider() -> Iterator[FakeProvider]:
 
 
 def pyea_env(cache_dir: Path, provider: FakeProvider, **settings: str) -> dict[str, str]:
-    return {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "warning", "API_ENDPOINT": provider.url, "EA_WORKERS": "2",
+    return {"CACHE_DIR": str(cache_dir), "LOG_LEVEL": "info", "API_ENDPOINT": provider.url, "EA_WORKERS": "2",
             "RATE_LIMIT_ENABLED": "false", **settings}
 
 
@@ -318,7 +318,7 @@ def test_value_cached_by_one_worker_is_served_by_the_other(tmp_path: Path, provi
 def test_bad_settings_stop_startup_with_one_message(tmp_path: Path, args: tuple[str, ...]) -> None:
     bad = {"EA_PORT": "abc", "CACHE_MAX_AGE": "-5", "API_TIMEOUT": "0", "CACHE_TYPE": "memcached",
            "RATE_LIMIT_API_TIER": "gold"}
-    env = {**os.environ, "EA_HOST": "127.0.0.1", "CACHE_DIR": str(tmp_path / "cache"), "LOG_LEVEL": "warning",
+    env = {**os.environ, "EA_HOST": "127.0.0.1", "CACHE_DIR": str(tmp_path / "cache"), "LOG_LEVEL": "info",
            **bad}
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "gunicorn", *args], cwd=REPO, env=env, capture_output=True,
