@@ -7,6 +7,7 @@ master to refuse a bad start before any worker forks. ``Host`` then opens the ca
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import os
@@ -102,11 +103,23 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
             overrides = {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}
         except (ValueError, AttributeError) as exc:
             problems.append(Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})"))
-    rate_limit, limit_problems = resolve_rate_limit(settings, name, limits)
-    problems += limit_problems
+    rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
+    rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
+    problems += rate_problems + limit_problems
     if problems:
         return None, problems
     return AdapterConfig(adapter, values, schemas, overrides, rate_limit), []
+
+
+def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str],
+                           ) -> tuple[Settings, list[Problem], str]:
+    """``<NAME>_RATE_LIMIT_*`` beats ``RATE_LIMIT_*``: two adapters on one host each name their own plan."""
+    prefix = f"{name.upper()}_"
+    specs = [s for s in Settings.specs() if s.name.startswith("RATE_LIMIT_") and env.get(prefix + s.name, "").strip()]
+    if not specs:
+        return settings, [], ""
+    values, problems = parse_specs(specs, env, (prefix,))
+    return dataclasses.replace(settings, **values), problems, prefix
 
 
 class Host:
@@ -127,8 +140,7 @@ class Host:
         self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"),
                                                self.settings.WARMUP_SUBSCRIPTION_TTL)
         limits_dir = os.path.join(self.settings.CACHE_DIR, "pyea-ratelimit")
-        self.limiters = {cfg.adapter.name: RateLimiter(limits_dir, cfg.rate_limit,
-                                                       self.settings.RATE_LIMIT_API_PROVIDER or cfg.adapter.name)
+        self.limiters = {cfg.adapter.name: RateLimiter(limits_dir, cfg.rate_limit, cfg.rate_limit.provider)
                          for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,

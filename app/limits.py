@@ -23,6 +23,7 @@ class RateLimit:
     per_minute: float
     per_hour: float | None
     source: str
+    provider: str = ""  # whose quota: adapters naming the same provider share one
 
 
 def limits_path() -> Path:
@@ -53,30 +54,31 @@ def per_minute(tier: dict[str, Any]) -> float | None:
     return None
 
 
-def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any],
+def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any], prefix: str = "",
                        ) -> tuple[RateLimit | None, list[Problem]]:
+    """``prefix`` names where the settings came from (``COINMARKETCAP_``), for the problems reported."""
     if not settings.RATE_LIMIT_ENABLED:
         return None, []
+    provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
     if settings.RATE_LIMIT_CAPACITY_MINUTE or settings.RATE_LIMIT_CAPACITY or settings.RATE_LIMIT_CAPACITY_SECOND:
         second = settings.RATE_LIMIT_CAPACITY_SECOND
         minute = settings.RATE_LIMIT_CAPACITY_MINUTE or settings.RATE_LIMIT_CAPACITY or second * 60
-        return RateLimit(second, float(minute), None, "RATE_LIMIT_CAPACITY settings"), []
-    provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
+        return RateLimit(second, float(minute), None, "RATE_LIMIT_CAPACITY settings", provider), []
     if provider not in doc:
         if not settings.RATE_LIMIT_API_PROVIDER:
             return None, []  # no published limits for this adapter: nothing to enforce
-        return None, [Problem("RATE_LIMIT_API_PROVIDER", settings.RATE_LIMIT_API_PROVIDER,
+        return None, [Problem(prefix + "RATE_LIMIT_API_PROVIDER", settings.RATE_LIMIT_API_PROVIDER,
                               "a provider in limits.json: " + ", ".join(sorted(doc)))]
     tiers = {name.lower(): tier for name, tier in doc[provider].get("http", {}).items()}
     if not tiers:
         return None, []
     tier_name = (settings.RATE_LIMIT_API_TIER or next(iter(tiers))).lower()
     if tier_name not in tiers:
-        return None, [Problem("RATE_LIMIT_API_TIER", settings.RATE_LIMIT_API_TIER,
+        return None, [Problem(prefix + "RATE_LIMIT_API_TIER", settings.RATE_LIMIT_API_TIER,
                               f"a {provider} tier in limits.json: " + ", ".join(tiers))]
     tier = tiers[tier_name]
     minute = per_minute(tier)
     if minute is None:
         return None, []  # the tier publishes no limit (e.g. "unlimited")
     return RateLimit(tier.get("rateLimit1s"), minute, tier.get("rateLimit1h"),
-                     f"limits.json {provider}/{tier_name}"), []
+                     f"limits.json {provider}/{tier_name}", provider), []

@@ -36,6 +36,8 @@ class Spec:
     choices: tuple[str, ...] = ()
     sensitive: bool = False
     unit: str = ""
+    #: Startup fails while it is unset (for adapter settings without which no request can succeed).
+    required: bool = False
 
     @property
     def is_secret(self) -> bool:
@@ -139,6 +141,10 @@ def parse_specs(specs: Iterable[Spec], environ: Mapping[str, str], prefixes: tup
                 break
         if raw is None:
             values[spec.name] = spec.default
+            if spec.required:
+                others = " or ".join(p + spec.name for p in prefixes[1:])
+                problems.append(Problem(prefixes[0] + spec.name + (f" (or {others})" if others else ""), None,
+                                        f"set: {spec.description}"))
             continue
         try:
             values[spec.name] = spec.parse(raw)

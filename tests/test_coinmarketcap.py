@@ -133,11 +133,16 @@ def test_provider_401_is_502_with_the_provider_status(make_app, provider):
     assert response.status_code == 502 and response.get_json()["providerStatusCode"] == 401
 
 
-def test_no_key_is_a_clear_502_without_a_provider_call(make_app, provider):
-    provider.respond(cmc)
-    response = node_request(make_app(ADAPTERS="coinmarketcap").test_client())
-    assert response.status_code == 502 and "COINMARKETCAP_API_KEY" in response.get_json()["error"]["message"]
-    assert provider.count() == 0
+def test_no_key_is_refused_at_startup_naming_the_variable(tmp_path):
+    from app.host import load_config
+    from app.settings import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        load_config({"ADAPTERS": "coinmarketcap", "CACHE_DIR": str(tmp_path)})
+    assert "COINMARKETCAP_API_KEY (or API_KEY)=(unset): must be set" in str(caught.value)
+    with pytest.raises(SettingsError) as caught:
+        load_config({"ADAPTERS": "coingecko,coinmarketcap", "API_KEY": KEY, "CACHE_DIR": str(tmp_path)})
+    assert "COINMARKETCAP_API_KEY=(unset)" in str(caught.value)  # plain API_KEY belongs to the first adapter
 
 
 def test_error_code_in_a_200_answer_fails_every_feed_of_the_call(make_app, provider):

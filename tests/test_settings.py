@@ -100,3 +100,14 @@ def test_redis_is_refused_until_its_backend_exists(tmp_path):
 def test_base_url_is_normalised():
     assert Settings.parse({"BASE_URL": "/ea"})[0].BASE_URL == "/ea/"
     assert Settings.parse({"BASE_URL": "ea"})[1][0].name == "BASE_URL"
+
+
+def test_each_adapter_can_name_its_own_plan(tmp_path):
+    env = {"ADAPTERS": "coingecko,coinmarketcap", "COINMARKETCAP_API_KEY": "k", "RATE_LIMIT_API_TIER": "analyst",
+           "COINMARKETCAP_RATE_LIMIT_API_TIER": "standard"}
+    limits = {cfg.adapter.name: cfg.rate_limit for cfg in load_config(env).adapters}
+    assert (limits["coingecko"].per_minute, limits["coingecko"].provider) == (500, "coingecko")
+    assert (limits["coinmarketcap"].per_minute, limits["coinmarketcap"].provider) == (60, "coinmarketcap")
+    found = problems_of({**env, "COINMARKETCAP_RATE_LIMIT_API_TIER": "gold"})
+    assert "professional" in found["COINMARKETCAP_RATE_LIMIT_API_TIER"]
+    assert "RATE_LIMIT_API_TIER" not in found

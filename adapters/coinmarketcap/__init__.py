@@ -18,7 +18,7 @@ adapter = Adapter(
                  description="Share (%) of the total market cap held by BTC or ETH"),
     ],
     settings=[
-        Spec("API_KEY", None, "CoinMarketCap Pro API key (required); sent as the X-CMC_PRO_API_KEY header",
+        Spec("API_KEY", None, "CoinMarketCap Pro API key; sent as the X-CMC_PRO_API_KEY header", required=True,
              sensitive=True),
         Spec("API_ENDPOINT", None, "Provider base URL (default: https://pro-api.coinmarketcap.com)", kind="url"),
     ],

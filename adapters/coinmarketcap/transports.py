@@ -67,18 +67,6 @@ def _data(response: ProviderResponse, what: str) -> dict[str, Any]:
     return data
 
 
-class _CoinMarketCapTransport(HttpTransport):
-    """Feeds that cannot succeed (no API key, a market CoinMarketCap does not report) are answered without
-    spending a provider call or a rate-limit slot; raising from ``prepare_requests`` instead would abort a
-    whole background refresh cycle."""
-
-    def refuse(self, params: Params, config: Mapping[str, Any]) -> AdapterError | None:
-        if not config.get("API_KEY"):
-            return DataProviderError("CoinMarketCap needs an API key: set COINMARKETCAP_API_KEY (or API_KEY when "
-                                     "coinmarketcap is the first adapter in ADAPTERS)")
-        return None
-
-
 def _lookup(params: Params) -> tuple[str, str]:
     """``cid`` wins over ``base``: ("id", "1027") or ("symbol", "ETH")."""
     if params.get("cid") is not None:
@@ -97,7 +85,7 @@ def _pick(entry: Any) -> Any:
     return min(ranked, key=lambda c: c["cmc_rank"]) if ranked else coins[0]
 
 
-class QuotesTransport(_CoinMarketCapTransport):
+class QuotesTransport(HttpTransport):
     max_batch_size = MAX_IDS_PER_CALL
 
     def __init__(self, field: str) -> None:
@@ -140,7 +128,7 @@ class QuotesTransport(_CoinMarketCapTransport):
         return outcomes
 
 
-class GlobalMetricsTransport(_CoinMarketCapTransport):
+class GlobalMetricsTransport(HttpTransport):
     """``total_market_cap`` needs one call per currency; dominance is the same in every currency, so one call
     answers all dominance feeds."""
 
@@ -153,7 +141,7 @@ class GlobalMetricsTransport(_CoinMarketCapTransport):
         if self.field == "dominance" and params["market"].upper() not in _DOMINANCE_FIELD:
             return DataProviderError(f"CoinMarketCap only reports BTC and ETH dominance, not "
                                      f"'{params['market']}'")
-        return super().refuse(params, config)
+        return None
 
     def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
         url = f"{base_url(config)}/v1/global-metrics/quotes/latest"
