@@ -48,9 +48,9 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         elif entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
             entry = adapter.fetch(endpoint, params, key, ttl_ms, max_age)
-            if entry.status_code == RateLimitError.status_code and adapter.settings.CACHE_ENABLED:
+            if entry.status_code == RateLimitError.status_code:
                 # Out of provider quota: a value older than this request asked for beats no value at all.
-                cached = adapter.cache.get(key)
+                cached = adapter.cached(key, 0)
                 if cached is not None and cached.is_success:
                     entry, hit = cached, True
         response = render(entry, job_run_id, endpoint, hit)

@@ -11,7 +11,6 @@ import json
 import logging
 import math
 import random
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -121,10 +120,6 @@ class Requester:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._flights = SingleFlight()
-        # Hooks for metrics: provider attempts and retries made by this process.
-        self.attempts = 0
-        self.retries_made = 0
-        self._count_lock = threading.Lock()
 
     def send(self, request: ProviderRequest, gate: Callable[[], None] | None = None) -> ProviderResponse:
         """Send, or join an identical request already in flight in this process. ``gate`` runs before every
@@ -154,15 +149,11 @@ class Requester:
                         provider_status_code=response.status_code)
             delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt)
             attempt += 1
-            with self._count_lock:
-                self.retries_made += 1
             log.info("retrying provider request to %s (attempt %d of %d)", request.where(), attempt + 1,
                      self.retries + 1)
             time.sleep(delay / 2 + random.uniform(0, delay / 2))
 
     def _send_once(self, request: ProviderRequest) -> ProviderResponse:
-        with self._count_lock:
-            self.attempts += 1
         requested = now_ms()
         try:
             response = self._request(request, requested)

@@ -22,15 +22,12 @@ log = logging.getLogger("pyea.warmer")
 
 @dataclass
 class WarmerStats:
-    """Counters for the metrics issue to expose; updated by the leader's warm jobs only."""
+    """What the leader's refresh cycles did, beyond the bg_execute_* metrics the scheduler records around them."""
 
-    cycles: int = 0
     provider_batches: int = 0
-    feeds_refreshed: int = 0
     feeds_failed: int = 0
     feeds_dropped: int = 0
     last_batch_sizes: list[int] = field(default_factory=list)
-    last_cycle_s: float = 0.0
 
 
 class Warmer:
@@ -70,10 +67,8 @@ class Warmer:
                 log.info("%s/%s: provider quota used up; the rest of this cycle waits for the next one",
                          adapter.name, endpoint.name)
                 break
-        self.stats.cycles += 1
         self.stats.provider_batches += len(sizes)
         self.stats.last_batch_sizes = sizes
-        self.stats.last_cycle_s = time.monotonic() - started
         return len(sizes)
 
     def _due(self, endpoint: EndpointRuntime, subscription: Subscription) -> bool:
@@ -98,7 +93,6 @@ class Warmer:
                 continue
             if isinstance(outcome.outcome, Success):
                 self._failures.pop(key, None)
-                self.stats.feeds_refreshed += 1
             else:
                 self.stats.feeds_failed += 1
                 self._count_failure(endpoint, key)
