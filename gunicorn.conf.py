@@ -21,6 +21,7 @@ from gunicorn.glogging import Logger  # noqa: E402
 from app import close_app, create_app  # noqa: E402  (light: Flask is imported by workers only)
 from app.logs import LineFormatter  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from app.supervisor import PORTS_ENV, SupervisorProcess, assign_ports, encode_ports, out_of_process_names  # noqa: E402
 
 _check = subprocess.run([sys.executable, "-m", "app", "check"], cwd=HERE, capture_output=True, text=True)
 if _check.returncode != 0:
@@ -37,6 +38,14 @@ os.makedirs(METRICS_DIR, exist_ok=True)
 for _name in os.listdir(METRICS_DIR):
     if _name.endswith(".db"):
         os.remove(os.path.join(METRICS_DIR, _name))
+
+# Out-of-process adapters (<NAME>_CMD): their ports are fixed here, before any worker forks, so every worker
+# routes to the same place and a restarted adapter comes back where it was. A config reload keeps them.
+_out_of_process = out_of_process_names(_settings, os.environ)
+if _out_of_process and PORTS_ENV not in os.environ:
+    os.environ[PORTS_ENV] = encode_ports(assign_ports(_out_of_process))
+_supervisor = SupervisorProcess(HERE) if _out_of_process else None
+
 
 class PyeaLogger(Logger):
     """gunicorn's own lines (start, workers booting and dying) in pyea's format, so one log pipeline reads all.
@@ -67,7 +76,10 @@ control_socket_disable = True
 
 
 def when_ready(server):
-    """The master serves METRICS_PORT: it outlives any worker, and reads every worker's files."""
+    """The master starts the adapters' supervisor, and serves METRICS_PORT: it outlives any worker, and reads
+    every worker's files."""
+    if _supervisor is not None:
+        _supervisor.start()
     if not _settings.metrics_enabled or _settings.METRICS_USE_BASE_URL:
         return
     from prometheus_client import CollectorRegistry, start_http_server
@@ -90,6 +102,8 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    if _supervisor is not None:
+        _supervisor.stop()
     if _own_metrics_dir:
         shutil.rmtree(METRICS_DIR, ignore_errors=True)
 

@@ -1,7 +1,8 @@
 """``pyea``: operator commands that need no running server.
 
 ``serve`` runs gunicorn with the repository's gunicorn.conf.py, ``check`` validates the environment the way
-startup does, ``settings`` prints the settings reference, ``fake-provider`` serves a fake CoinGecko on loopback
+startup does, ``settings`` prints the settings reference, ``supervise`` runs the out-of-process adapters for
+gunicorn's master, ``fake-provider`` serves a fake CoinGecko on loopback
 for trying pyea without credentials or network.
 """
 
@@ -29,12 +30,16 @@ def _check() -> int:
 
 
 def _settings_table() -> str:
+    from app.host import CMD_SPEC
     from app.settings import Settings
 
     rows = ["| setting | default | allowed | description |", "|---|---|---|---|"]
     for spec in Settings.specs():
         default = "" if spec.default in (None, "", ()) else f"`{spec.default}`"
         rows.append(f"| `{spec.name}` | {default} | {spec.allowed()} | {spec.description} |")
+    rows.append(f"| `<NAME>_CMD` |  | {CMD_SPEC.allowed()} | {CMD_SPEC.description}; see docs/hosting.md |")
+    rows.append("| `<NAME>_RATE_LIMIT_*` |  | as `RATE_LIMIT_*` | That adapter's rate limit, when several share a "
+                "host |")
     return "\n".join(rows)
 
 
@@ -62,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="run gunicorn with gunicorn.conf.py")
     commands.add_parser("check", help="validate the environment's settings and exit")
     commands.add_parser("settings", help="print the settings reference as a Markdown table")
+    commands.add_parser("supervise", help="run the out-of-process adapters (started by gunicorn's master)")
     fake = commands.add_parser("fake-provider", help="serve a fake CoinGecko on 127.0.0.1 for demos")
     fake.add_argument("--port", type=int, default=8999)
     args = parser.parse_args(argv)
@@ -69,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         return _serve()
     if args.command == "check":
         return _check()
+    if args.command == "supervise":
+        from app.supervisor import run_supervisor
+
+        return run_supervisor()
     if args.command == "settings":
         print(_settings_table())
         return 0

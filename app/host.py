@@ -25,15 +25,19 @@ from app.cache import Cache, make_cache
 from app.limits import RateLimit, load_limits, resolve_rate_limit
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
+from app.remote import RemoteAdapter
 from app.requester import Requester
 from app.runtime import AdapterRuntime
 from app.scheduler import Background
-from app.settings import Problem, Settings, SettingsError, parse_specs
+from app.settings import Problem, Settings, SettingsError, Spec, parse_specs
 from app.subscriptions import SubscriptionStore
+from app.supervisor import PORTS_ENV, decode_ports, parse_command
 from app.validation import InputSchema, SchemaDefinitionError
 
 DEFAULT_ADAPTER = "coingecko"
 RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins"}
+MIN_SECRET_LENGTH = 6
+CMD_SPEC = Spec("CMD", "", "Command that serves this adapter as its own process (unset: in the host)", "host")
 
 
 @dataclass(frozen=True)
@@ -43,16 +47,25 @@ class AdapterConfig:
     schemas: Mapping[str, InputSchema]
     overrides: Mapping[str, str]
     rate_limit: RateLimit | None
+    #: ``<NAME>_CMD``: the command that serves this adapter in its own process ("" = in the host's workers).
+    cmd: str = ""
 
 
 @dataclass(frozen=True)
 class Config:
     settings: Settings
     adapters: tuple[AdapterConfig, ...]
+    #: Loopback port of each out-of-process adapter, assigned by gunicorn's master (``PYEA_ADAPTER_PORTS``).
+    ports: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def secrets(self) -> list[str]:
-        return [str(cfg.values[spec.name]) for cfg in self.adapters for spec in cfg.adapter.settings
-                if spec.is_secret and cfg.values.get(spec.name)]
+        """Values to scrub from every log line and error message. Values shorter than MIN_SECRET_LENGTH are
+        left alone: scrubbing a one-letter test key would mangle every word containing that letter."""
+        values = [str(cfg.values[spec.name]) for cfg in self.adapters for spec in cfg.adapter.settings
+                  if spec.is_secret and cfg.values.get(spec.name)]
+        values += [str(getattr(self.settings, spec.name)) for spec in Settings.specs()
+                   if spec.is_secret and getattr(self.settings, spec.name)]
+        return [value for value in values if len(value) >= MIN_SECRET_LENGTH]
 
 
 def schemas_dir() -> Path:
@@ -79,9 +92,14 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         problems += adapter_problems
         if config:
             configs.append(config)
+    try:
+        ports = decode_ports(env.get(PORTS_ENV, ""))
+    except ValueError as exc:
+        ports = {}
+        problems.append(Problem(PORTS_ENV, env.get(PORTS_ENV), str(exc)))
     if problems:
         raise SettingsError(problems)
-    return Config(settings, tuple(configs))
+    return Config(settings, tuple(configs), ports)
 
 
 def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits: dict[str, Any],
@@ -106,9 +124,17 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
     rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
     problems += rate_problems + limit_problems
+    cmd_values, cmd_problems = parse_specs([CMD_SPEC], env, (f"{name.upper()}_",))
+    cmd = cmd_values["CMD"]
+    if cmd:
+        try:
+            parse_command(cmd)
+        except ValueError as exc:
+            cmd_problems.append(Problem(f"{name.upper()}_CMD", cmd, str(exc)))
+    problems += cmd_problems
     if problems:
         return None, problems
-    return AdapterConfig(adapter, values, schemas, overrides, rate_limit), []
+    return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd), []
 
 
 def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str],
@@ -129,6 +155,11 @@ class Host:
         self.config = config
         self.settings = config.settings
         self.started = time.time()
+        unassigned = [Problem(f"{cfg.adapter.name.upper()}_CMD", cfg.cmd, "used with gunicorn.conf.py (`pyea "
+                              "serve`), whose master assigns the adapter's port and starts its process")
+                      for cfg in config.adapters if cfg.cmd and cfg.adapter.name not in config.ports]
+        if unassigned:
+            raise SettingsError(unassigned)
         cache, problems = make_cache(config.settings)
         if problems:
             raise SettingsError(problems)
@@ -145,8 +176,12 @@ class Host:
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
                                              self.limiters.get(cfg.adapter.name), self.metrics)
-            for cfg in config.adapters}
-        self.default = next(iter(self.adapters.values()))
+            for cfg in config.adapters if not cfg.cmd}
+        self.remotes = {cfg.adapter.name: RemoteAdapter(cfg.adapter.name, config.ports[cfg.adapter.name],
+                                                        self.settings)
+                        for cfg in config.adapters if cfg.cmd}
+        self.default: AdapterRuntime | RemoteAdapter = (self.adapters.get(config.adapters[0].adapter.name)
+                                                        or self.remotes[config.adapters[0].adapter.name])
         self.background: Background | None = None
 
     def start_background(self) -> None:
@@ -159,6 +194,8 @@ class Host:
         if self.background is not None:
             self.background.stop()
         self.requester.close()
+        for remote in self.remotes.values():
+            remote.close()
         for limiter in self.limiters.values():
             limiter.close()
         self.subscriptions.close()

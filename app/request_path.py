@@ -16,6 +16,7 @@ from flask import Request, Response
 
 from app.cache import CacheEntry
 from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, ProviderTimeoutError, RateLimitError
+from app.remote import RemoteAdapter
 from app.requester import strict_json_loads
 from app.runtime import AdapterRuntime, EndpointRuntime
 from app.validation import json_type, short
@@ -62,10 +63,46 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
     return response
 
 
+def handle_remote(remote: RemoteAdapter, request: Request) -> Response:
+    """An out-of-process adapter's request: the size limit is the host's to enforce, the rest the worker's."""
+    job_run_id: Any = "1"
+    try:
+        raw = read_raw(request.environ, remote.max_payload)
+        try:
+            body = strict_json_loads(raw) if raw.strip() else {}
+        except (ValueError, RecursionError):
+            body = None  # the worker explains what is wrong with it
+        if isinstance(body, dict):
+            job_run_id = job_run_id_of(body)
+        return remote.forward(request, raw)
+    except AdapterError as exc:
+        log.warning("request to adapter %s failed: %s %s", remote.name, exc.name, exc.message)
+        return render_error(exc, job_run_id)
+
+
 def read_body(request: Request, limit: int) -> dict[str, Any]:
-    """The JSON object in the body, read straight from the WSGI environ: werkzeug's stream wrapper costs more
-    than the rest of a cache hit, and it silently truncates a chunked body at the limit instead of refusing it."""
+    """The JSON object in the body."""
     environ = request.environ
+    raw = read_raw(environ, limit)
+    if not raw.strip():
+        return {}  # a bare POST or GET with a query string
+    content_type = environ.get("CONTENT_TYPE", "")
+    mimetype = content_type.split(";", 1)[0].strip().lower()
+    if mimetype != JSON_MIMETYPE and not mimetype.endswith("+json"):
+        raise AdapterInputError(f"Content-Type must be {JSON_MIMETYPE}, got {content_type or 'none'}")
+    try:
+        body = strict_json_loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise AdapterInputError(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise AdapterInputError(f"request body must be a JSON object like {{\"data\": {{...}}}}, "
+                                f"got {json_type(body)}")
+    return body
+
+
+def read_raw(environ: dict[str, Any], limit: int) -> bytes:
+    """The body, read straight from the WSGI environ: werkzeug's stream wrapper costs more than the rest of a
+    cache hit, and it silently truncates a chunked body at the limit instead of refusing it."""
     length = _content_length(environ.get("CONTENT_LENGTH"))
     if length is not None and length > limit:
         raise _too_large(limit)
@@ -81,20 +118,7 @@ def read_body(request: Request, limit: int) -> dict[str, Any]:
         raise _too_large(limit)
     if length and len(raw) < length:
         raise AdapterInputError(f"request body ended after {len(raw)} of {length} bytes (Content-Length)")
-    if not raw.strip():
-        return {}  # a bare POST or GET with a query string
-    content_type = environ.get("CONTENT_TYPE", "")
-    mimetype = content_type.split(";", 1)[0].strip().lower()
-    if mimetype != JSON_MIMETYPE and not mimetype.endswith("+json"):
-        raise AdapterInputError(f"Content-Type must be {JSON_MIMETYPE}, got {content_type or 'none'}")
-    try:
-        body = strict_json_loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise AdapterInputError(f"request body is not valid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise AdapterInputError(f"request body must be a JSON object like {{\"data\": {{...}}}}, "
-                                f"got {json_type(body)}")
-    return body
+    return raw
 
 
 def _content_length(header: str | None) -> int | None:

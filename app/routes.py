@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import platform
 import socket
@@ -13,10 +14,14 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
+from app.discovery import discovery_groups
 from app.errors import AdapterError, ServiceUnavailableError
 from app.host import Host, endpoint_summary
-from app.request_path import handle, render_error
+from app.remote import RemoteAdapter
+from app.request_path import handle, handle_remote, render_error
 from app.runtime import AdapterRuntime
+from app.supervisor import read_state
+from app.validation import short
 
 log = logging.getLogger("pyea.http")
 
@@ -24,8 +29,8 @@ log = logging.getLogger("pyea.http")
 def register_routes(app: Flask, host: Host, version: str) -> None:
     base = host.settings.BASE_URL
     app.add_url_rule(base, "adapter", _adapter_view(host.default), methods=["GET", "POST"])
-    for name, runtime in host.adapters.items():
-        app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _adapter_view(runtime), methods=["GET", "POST"],
+    for name, served in [*host.adapters.items(), *host.remotes.items()]:
+        app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _adapter_view(served), methods=["GET", "POST"],
                          strict_slashes=False)
 
     def health() -> Response:
@@ -38,6 +43,10 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             if host.background is not None and host.background.lease.holder() is None:
                 return render_error(ServiceUnavailableError("no process holds the background lease: feeds are "
                                                             "not being refreshed"))
+            for remote in host.remotes.values():
+                problem = remote.health(timeout_s=0.5)
+                if problem is not None:
+                    return render_error(problem)
         return jsonify(message="OK", version=version)
 
     def status() -> Response:
@@ -45,7 +54,7 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             version=version,
             uptimeSeconds=round(time.time() - host.started, 1),
             defaultAdapter=host.default.name,
-            adapters=[_adapter_status(rt) for rt in host.adapters.values()],
+            adapters=[_adapter_status(rt) for rt in host.adapters.values()] + _remote_status(host),
             configuration=host.settings.redacted(),
             runtime={"python": platform.python_version(), "platform": platform.platform(),
                      "hostname": socket.gethostname()},
@@ -55,8 +64,27 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
         return Response(host.metrics.render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                         content_type=CONTENT_TYPE_LATEST)
 
+    def discovery() -> Response:
+        groups = discovery_groups(host.settings, list(host.adapters), list(host.remotes))
+        return Response(json.dumps(groups), content_type="application/json")
+
+    def plugin_metrics(name: str) -> Response:
+        remote = host.remotes.get(name.lower())
+        if remote is None:
+            where = ("runs in the host; its metrics are part of the host's own" if name.lower() in host.adapters
+                     else "is not served by this host")
+            return render_error(AdapterError(f"adapter {short(name)} {where}", status_code=404,
+                                             name="AdapterNotFoundError"))
+        try:
+            return remote.metrics(request)
+        except AdapterError as exc:
+            log.warning("metrics of adapter %s: %s", remote.name, exc.message)
+            return render_error(exc)
+
     app.add_url_rule(f"{base}health", "health", health)
     app.add_url_rule(f"{base}status", "status", status)
+    app.add_url_rule(f"{base}discovery", "discovery", discovery)
+    app.add_url_rule(f"{base}plugins/<name>/metrics", "plugin_metrics", plugin_metrics)
     if host.settings.metrics_enabled and host.settings.METRICS_USE_BASE_URL:
         app.add_url_rule(f"{base}metrics", "metrics", metrics)
     _register_error_handlers(app, host.settings.DEBUG)
@@ -71,11 +99,16 @@ def _metrics_status(host: Host) -> dict:
     return {"enabled": True, "port": settings.METRICS_PORT, "endpoint": "/metrics"}
 
 
-def _adapter_view(runtime: AdapterRuntime) -> Callable[[], Response]:
-    def view() -> Response:
-        return handle(runtime, request)
+def _adapter_view(served: AdapterRuntime | RemoteAdapter) -> Callable[[], Response]:
+    if isinstance(served, RemoteAdapter):
+        return lambda: handle_remote(served, request)
+    return lambda: handle(served, request)
 
-    return view
+
+def _remote_status(host: Host) -> list[dict]:
+    processes = read_state(host.settings.CACHE_DIR)
+    return [{"name": name, "outOfProcess": True, "port": remote.port, "process": processes.get(name)}
+            for name, remote in host.remotes.items()]
 
 
 def _adapter_status(runtime: AdapterRuntime) -> dict:
@@ -83,6 +116,7 @@ def _adapter_status(runtime: AdapterRuntime) -> dict:
     limit = cfg.rate_limit
     return {
         "name": runtime.name,
+        "outOfProcess": False,
         "defaultEndpoint": cfg.adapter.default_endpoint or "",
         "endpoints": [endpoint_summary(rt.endpoint, rt.schema) for rt in runtime.endpoints.values()],
         "settings": [{"name": spec.name, "value": "[REDACTED]" if spec.is_secret and runtime.values[spec.name]

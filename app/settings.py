@@ -239,6 +239,22 @@ class Settings:
                                          "metrics")
     METRICS_NAME: str = setting("", "app_name label of every metric (default: the default adapter's name)",
                                 "metrics")
+    # out-of-process adapters (<NAME>_CMD) and Prometheus discovery
+    EA_DISCOVERY_HOSTNAME: str = setting("", "Host Prometheus is told to scrape in /discovery (default: EA_HOST when "
+                                             "it is one address, else the machine's hostname)", "host")
+    PLUGIN_METRICS_TIMEOUT_MS: int = setting(1000, "Longest wait for an out-of-process adapter's metrics (less when "
+                                                   "Prometheus' scrape timeout is shorter)", "host",
+                                             minimum=50, maximum=60000, unit="ms")
+    PLUGIN_HEALTH_INTERVAL_MS: int = setting(2000, "Time between health checks of an out-of-process adapter", "host",
+                                             minimum=100, maximum=600000, unit="ms")
+    PLUGIN_HEALTH_FAILURES: int = setting(3, "Failed health checks in a row before the adapter is restarted",
+                                          "host", minimum=1, maximum=100)
+    PLUGIN_START_TIMEOUT_MS: int = setting(30000, "Time an out-of-process adapter has to answer /health after "
+                                                  "it starts", "host", minimum=500, unit="ms")
+    PLUGIN_RESTART_BACKOFF_MS: int = setting(500, "First wait before restarting a dead adapter; doubles on each "
+                                                  "failure in a row", "host", minimum=10, unit="ms")
+    PLUGIN_RESTART_BACKOFF_MAX_MS: int = setting(30000, "Longest wait between restarts", "host", minimum=10,
+                                                 unit="ms")
     # coalescing
     REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across worker "
                                                       "processes (threads of a process always are)",
@@ -270,6 +286,9 @@ class Settings:
         if values["REQUEST_COALESCING_INTERVAL"] > values["REQUEST_COALESCING_INTERVAL_MAX"]:
             problems.append(Problem("REQUEST_COALESCING_INTERVAL", str(values["REQUEST_COALESCING_INTERVAL"]),
                                     "<= REQUEST_COALESCING_INTERVAL_MAX"))
+        if values["PLUGIN_RESTART_BACKOFF_MS"] > values["PLUGIN_RESTART_BACKOFF_MAX_MS"]:
+            problems.append(Problem("PLUGIN_RESTART_BACKOFF_MS", str(values["PLUGIN_RESTART_BACKOFF_MS"]),
+                                    "<= PLUGIN_RESTART_BACKOFF_MAX_MS"))
         if not values["WARMUP_INTERVAL"]:
             values["WARMUP_INTERVAL"] = max(values["CACHE_MIN_AGE"], 100)
         if not values["UUID"]:

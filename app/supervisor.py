@@ -1,0 +1,375 @@
+"""Out-of-process adapters: each ``<NAME>_CMD`` runs as its own process that the host starts and keeps alive.
+
+Chainlink's node runs its LOOP plugins this way; pyea keeps the model and fixes what hurts operators there:
+workers bind loopback only, a dead *or hung* worker is restarted with capped exponential back-off instead of a
+fixed retry loop, and its port never changes, so the host's proxy and Prometheus keep finding it.
+
+The supervisor is a small process of its own (``python -m app supervise``) started by gunicorn's master. It
+cannot be a thread of the master: gunicorn reaps every child of the master, and releases before 27 stop the
+whole server when any child exits with gunicorn's boot-failure codes, which an adapter's own gunicorn uses.
+This module stays light (no Flask, no requests) because the master imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import random
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.host import Config
+
+log = logging.getLogger("pyea.supervisor")
+
+#: Set by the master before workers fork, so every process agrees on each adapter's port: ``name=port,...``.
+PORTS_ENV = "PYEA_ADAPTER_PORTS"
+STATE_FILE = "pyea-adapters.json"
+STOP_TIMEOUT_S = 10.0
+
+
+def out_of_process_names(settings: Settings, environ: Mapping[str, str]) -> list[str]:
+    """Adapters with ``<NAME>_CMD`` set, read without importing them (the master stays light)."""
+    names = [n.lower() for n in settings.ADAPTERS] or ["coingecko"]
+    return [n for n in names if environ.get(f"{n.upper()}_CMD", "").strip()]
+
+
+def assign_ports(names: list[str]) -> dict[str, int]:
+    """Free loopback ports, one per adapter, all held open together so no two are the same."""
+    sockets = []
+    try:
+        for _ in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return {name: sock.getsockname()[1] for name, sock in zip(names, sockets, strict=True)}
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def encode_ports(ports: Mapping[str, int]) -> str:
+    return ",".join(f"{name}={port}" for name, port in ports.items())
+
+
+def decode_ports(text: str) -> dict[str, int]:
+    """Raises ValueError on anything but ``name=port`` pairs (the variable is pyea's own, but may be hand-set)."""
+    ports = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, _, port = item.partition("=")
+        if not name or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"name=port pairs, got {item!r}")
+        ports[name.strip().lower()] = int(port)
+    return ports
+
+
+def command_path() -> str:
+    """PATH with this interpreter's directory first, so ``pyea serve`` finds the virtualenv's own script even
+    under systemd, whose PATH does not include it."""
+    return os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", os.defpath)])
+
+
+def parse_command(cmd: str) -> list[str]:
+    """The command's argv, or ValueError saying why it cannot run."""
+    try:
+        argv = shlex.split(cmd)
+    except ValueError as exc:
+        raise ValueError(f"a shell-style command line ({exc})") from None
+    if not argv:
+        raise ValueError("a command line")
+    if shutil.which(argv[0], path=command_path()) is None:
+        raise ValueError(f"a command that exists ({argv[0]!r} is not an executable on PATH)")
+    return argv
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    name: str
+    argv: list[str]
+    port: int
+    env: dict[str, str]
+
+
+def plan_workers(config: Config, environ: Mapping[str, str], ports: Mapping[str, int]) -> list[WorkerPlan]:
+    """How each out-of-process adapter is started: the host's environment, narrowed to that one adapter."""
+    first = config.adapters[0].adapter.name
+    plans = []
+    for cfg in config.adapters:
+        if not cfg.cmd:
+            continue
+        name = cfg.adapter.name
+        env = {k: v for k, v in environ.items() if k not in _host_only(config)}
+        if name != first:
+            # In the host this adapter reads only <NAME>_X; in its own process it is the default adapter and
+            # would also read plain X, which belongs to the host's default adapter.
+            for spec in cfg.adapter.settings:
+                env.pop(spec.name, None)
+        env.update({
+            "ADAPTERS": name,
+            "EA_HOST": "127.0.0.1",  # reached through the host only
+            "EA_PORT": str(ports[name]),
+            "BASE_URL": "/",
+            "METRICS_USE_BASE_URL": "true",  # one port per worker: requests, /health and /metrics
+            # Its own directory: the background lease, subscriptions and rate-limit windows are its own.
+            "CACHE_DIR": os.path.join(config.settings.CACHE_DIR, "adapters", name),
+            "PATH": command_path(),
+        })
+        plans.append(WorkerPlan(name, parse_command(cfg.cmd), ports[name], env))
+    return plans
+
+
+def _host_only(config: Config) -> set[str]:
+    """Variables that must not reach a worker: another worker's command (it would start its own workers),
+    the port map, and the master's metrics directory (the worker's gunicorn would wipe the host's files)."""
+    return {f"{cfg.adapter.name.upper()}_CMD" for cfg in config.adapters} | {PORTS_ENV, "PROMETHEUS_MULTIPROC_DIR"}
+
+
+@dataclass
+class WorkerStatus:
+    """What ``/status`` shows about a worker; written to a file the host's processes read."""
+
+    name: str
+    port: int
+    state: str = "starting"  # starting | up | down
+    pid: int | None = None
+    restarts: int = 0
+    lastExit: str | None = None
+    since: float = 0.0
+
+
+class Supervisor:
+    """Keeps every planned worker running: one thread per worker starts it, watches it and restarts it."""
+
+    def __init__(self, plans: list[WorkerPlan], settings: Settings, state_dir: str) -> None:
+        self.plans = plans
+        self.settings = settings
+        self.state_path = os.path.join(state_dir, STATE_FILE)
+        os.makedirs(state_dir, exist_ok=True)
+        self.status = {p.name: WorkerStatus(p.name, p.port, since=time.time()) for p in plans}
+        self._procs: dict[str, subprocess.Popen] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = [threading.Thread(target=self._keep_running, args=(plan,), name=f"supervise-{plan.name}",
+                                          daemon=True) for plan in plans]
+
+    def start(self) -> None:
+        self._write_state()
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            procs = list(self._procs.values())
+        for proc in procs:
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for proc in procs:
+            try:
+                proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        with contextlib.suppress(OSError):
+            os.remove(self.state_path)
+
+    def _keep_running(self, plan: WorkerPlan) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            healthy = self._run_once(plan)
+            if self._stop.is_set():
+                return
+            stable = healthy and time.monotonic() - started >= self.settings.PLUGIN_RESTART_BACKOFF_MAX_MS / 1000
+            failures = 1 if stable else failures + 1
+            delay = self.backoff_s(failures)
+            log.warning("adapter %s: restarting in %.1f s (%s)", plan.name, delay, self.status[plan.name].lastExit)
+            self._stop.wait(delay)
+
+    def backoff_s(self, failures: int) -> float:
+        """Doubles with each failure in a row, capped; a little jitter so workers that died together do not
+        all restart in the same instant."""
+        base = self.settings.PLUGIN_RESTART_BACKOFF_MS / 1000
+        capped = min(base * 2 ** (failures - 1), self.settings.PLUGIN_RESTART_BACKOFF_MAX_MS / 1000)
+        return capped * random.uniform(0.9, 1.0)
+
+    def _run_once(self, plan: WorkerPlan) -> bool:
+        """Start the worker and watch it until it dies or stops answering; True if it ever became healthy."""
+        status = self.status[plan.name]
+        try:
+            proc = subprocess.Popen(plan.argv, env=plan.env, start_new_session=True, stdin=subprocess.DEVNULL)
+        except OSError as exc:
+            self._set(status, state="down", pid=None, lastExit=f"could not start: {exc}")
+            return False
+        with self._lock:
+            self._procs[plan.name] = proc
+        self._set(status, state="starting", pid=proc.pid)
+        log.info("adapter %s: started pid %s on 127.0.0.1:%s", plan.name, proc.pid, plan.port)
+        reason, healthy = self._watch(plan, proc)
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        else:
+            _signal_group(proc, signal.SIGKILL)  # the worker's own children, if it left any behind
+        with self._lock:
+            self._procs.pop(plan.name, None)
+        if not self._stop.is_set():
+            self._set(status, state="down", pid=None, restarts=status.restarts + 1, lastExit=reason)
+            log.error("adapter %s: %s", plan.name, reason)
+        return healthy
+
+    def _watch(self, plan: WorkerPlan, proc: subprocess.Popen) -> tuple[str, bool]:
+        settings = self.settings
+        url = f"http://127.0.0.1:{plan.port}/health"
+        start_deadline = time.monotonic() + settings.PLUGIN_START_TIMEOUT_MS / 1000
+        interval = settings.PLUGIN_HEALTH_INTERVAL_MS / 1000
+        healthy, misses, next_check = False, 0, time.monotonic()
+        while not self._stop.wait(0.05):
+            code = proc.poll()
+            if code is not None:
+                return _describe_exit(code), healthy
+            now = time.monotonic()
+            if now < next_check:
+                continue
+            ok = _answers(url, timeout=min(1.0, interval))
+            if not healthy:
+                if ok:
+                    healthy = True
+                    self._set(self.status[plan.name], state="up")
+                    log.info("adapter %s: healthy", plan.name)
+                elif now > start_deadline:
+                    return f"not healthy {settings.PLUGIN_START_TIMEOUT_MS} ms after starting", False
+                next_check = now + (interval if healthy else 0.1)
+                continue
+            misses = 0 if ok else misses + 1
+            if misses >= settings.PLUGIN_HEALTH_FAILURES:
+                return f"did not answer /health {misses} times in a row", True
+            self._set(self.status[plan.name], state="up" if ok else "unhealthy")
+            next_check = now + interval
+        return "stopped", healthy
+
+    def _set(self, status: WorkerStatus, **changes: object) -> None:
+        changes = {k: v for k, v in changes.items() if getattr(status, k) != v}
+        if not changes:
+            return
+        if "state" in changes:
+            changes["since"] = time.time()
+        for key, value in changes.items():
+            setattr(status, key, value)
+        self._write_state()
+
+    def _write_state(self) -> None:
+        with self._lock:
+            payload = json.dumps({name: asdict(s) for name, s in self.status.items()})
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.state_path), prefix=".adapters-")
+            with os.fdopen(fd, "w") as out:
+                out.write(payload)
+            os.replace(tmp, self.state_path)
+
+
+def read_state(state_dir: str) -> dict[str, dict]:
+    try:
+        with open(os.path.join(state_dir, STATE_FILE)) as src:
+            return json.load(src)
+    except (OSError, ValueError):
+        return {}
+
+
+def _answers(url: str, timeout: float) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """The worker is a session leader (its gunicorn forks workers): signal all of them."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def run_supervisor() -> int:
+    """``python -m app supervise``: runs until told to stop or until the process that started it is gone."""
+    from app.host import load_config
+    from app.logs import configure_logging
+
+    config = load_config()
+    configure_logging(config.settings, config.secrets())
+    plans = plan_workers(config, os.environ, decode_ports(os.environ.get(PORTS_ENV, "")))
+    supervisor = Supervisor(plans, config.settings, config.settings.CACHE_DIR)
+    stopping = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopping.set())
+    parent = os.getppid()
+    supervisor.start()
+    while not stopping.wait(0.5):
+        if os.getppid() != parent:
+            log.warning("the host process is gone; stopping its adapters")
+            break
+    supervisor.stop()
+    return 0
+
+
+class SupervisorProcess:
+    """The master's handle on the supervisor: started once workers can be served, restarted if it ever dies,
+    stopped with the master."""
+
+    def __init__(self, cwd: str) -> None:
+        self.cwd = cwd
+        self._proc: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._keep_running, name="pyea-supervisor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _keep_running(self) -> None:
+        while not self._stop.is_set():
+            self._proc = subprocess.Popen([sys.executable, "-m", "app", "supervise"], cwd=self.cwd,
+                                          stdin=subprocess.DEVNULL)
+            self._proc.wait()  # gunicorn may reap it first; Popen then reports 0, which is enough here
+            if not self._stop.wait(1.0):
+                log.error("the adapter supervisor exited; starting it again")
+
+    def stop(self) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(STOP_TIMEOUT_S + 5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
