@@ -2,7 +2,9 @@
 ``/metrics`` on 127.0.0.1:$EA_PORT is a worker, so the host's supervision and proxy are tested against a process
 whose misbehaviour the test chooses.
 
-    stub_worker.py [--metrics-delay S] [--health-status N] [--exit-code N]
+    stub_worker.py [--metrics-delay S] [--health-status N] [--exit-code N] [--record FILE]
+
+``--record`` appends the time of each start to FILE.
 
 A POST is answered 201 with what the worker received (path, body, headers, parts of its environment).
 """
@@ -26,7 +28,11 @@ def main() -> int:
     parser.add_argument("--metrics-delay", type=float, default=0.0)
     parser.add_argument("--health-status", type=int, default=200)
     parser.add_argument("--exit-code", type=int, default=None)
+    parser.add_argument("--record", default=None)
     args = parser.parse_args()
+    if args.record:
+        with open(args.record, "a") as record:
+            record.write(f"{time.time()}\n")
     if args.exit_code is not None:
         return args.exit_code
 
