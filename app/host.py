@@ -29,14 +29,13 @@ from app.remote import RemoteAdapter
 from app.requester import Requester
 from app.runtime import AdapterRuntime
 from app.scheduler import Background
-from app.settings import Problem, Settings, SettingsError, Spec, parse_specs
+from app.settings import MIN_SECRET_LENGTH, Problem, Settings, SettingsError, Spec, parse_specs
 from app.subscriptions import SubscriptionStore
-from app.supervisor import PORTS_ENV, decode_ports, parse_command
+from app.supervisor import PORTS_ENV, PREFIXED_ONLY_ENV, decode_ports, parse_command
 from app.validation import InputSchema, SchemaDefinitionError
 
 DEFAULT_ADAPTER = "coingecko"
 RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins"}
-MIN_SECRET_LENGTH = 6
 CMD_SPEC = Spec("CMD", "", "Command that serves this adapter as its own process (unset: in the host)", "host")
 
 
@@ -88,7 +87,8 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         if name not in known or name in RESERVED_ROUTES:
             problems.append(Problem("ADAPTERS", name, "adapters among: " + ", ".join(known)))
             continue
-        config, adapter_problems = _load_adapter(name, settings, env, limits, default=index == 0)
+        default = index == 0 and not env.get(PREFIXED_ONLY_ENV)
+        config, adapter_problems = _load_adapter(name, settings, env, limits, default=default)
         problems += adapter_problems
         if config:
             configs.append(config)

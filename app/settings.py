@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 REDACTED = "[REDACTED]"
+#: Shorter secret values are not scrubbed from logs: scrubbing a one-letter test key would mangle every word.
+MIN_SECRET_LENGTH = 6
 
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

@@ -26,20 +26,17 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
-from app.settings import Settings
-
-if TYPE_CHECKING:
-    from app.host import Config
+from app.settings import MIN_SECRET_LENGTH, Settings, Spec
 
 log = logging.getLogger("pyea.supervisor")
 
 #: Set by the master before workers fork, so every process agrees on each adapter's port: ``name=port,...``.
 PORTS_ENV = "PYEA_ADAPTER_PORTS"
+#: Set for a worker whose adapter is not the host's first: it reads only ``<NAME>_X`` settings, as in the host.
+PREFIXED_ONLY_ENV = "PYEA_PREFIXED_SETTINGS_ONLY"
 STATE_FILE = "pyea-adapters.json"
 STOP_TIMEOUT_S = 10.0
 
@@ -106,20 +103,19 @@ class WorkerPlan:
     env: dict[str, str]
 
 
-def plan_workers(config: Config, environ: Mapping[str, str], ports: Mapping[str, int]) -> list[WorkerPlan]:
-    """How each out-of-process adapter is started: the host's environment, narrowed to that one adapter."""
-    first = config.adapters[0].adapter.name
+def plan_workers(settings: Settings, environ: Mapping[str, str], ports: Mapping[str, int]) -> list[WorkerPlan]:
+    """How each out-of-process adapter is started: the host's environment, narrowed to that one adapter.
+
+    Works from the environment alone, without importing any adapter, so the supervisor stays small."""
+    names = [n.lower() for n in settings.ADAPTERS] or ["coingecko"]
+    host_only = {f"{n.upper()}_CMD" for n in names} | {PORTS_ENV, "PROMETHEUS_MULTIPROC_DIR"}
     plans = []
-    for cfg in config.adapters:
-        if not cfg.cmd:
-            continue
-        name = cfg.adapter.name
-        env = {k: v for k, v in environ.items() if k not in _host_only(config)}
-        if name != first:
-            # In the host this adapter reads only <NAME>_X; in its own process it is the default adapter and
-            # would also read plain X, which belongs to the host's default adapter.
-            for spec in cfg.adapter.settings:
-                env.pop(spec.name, None)
+    for name in out_of_process_names(settings, environ):
+        env = {k: v for k, v in environ.items() if k not in host_only}
+        if name != names[0]:
+            # In the host this adapter reads only <NAME>_X; in its own process it is the default adapter, and
+            # plain X (which belongs to the host's default adapter) must not reach it.
+            env[PREFIXED_ONLY_ENV] = "true"
         env.update({
             "ADAPTERS": name,
             "EA_HOST": "127.0.0.1",  # reached through the host only
@@ -127,17 +123,11 @@ def plan_workers(config: Config, environ: Mapping[str, str], ports: Mapping[str,
             "BASE_URL": "/",
             "METRICS_USE_BASE_URL": "true",  # one port per worker: requests, /health and /metrics
             # Its own directory: the background lease, subscriptions and rate-limit windows are its own.
-            "CACHE_DIR": os.path.join(config.settings.CACHE_DIR, "adapters", name),
+            "CACHE_DIR": os.path.join(settings.CACHE_DIR, "adapters", name),
             "PATH": command_path(),
         })
-        plans.append(WorkerPlan(name, parse_command(cfg.cmd), ports[name], env))
+        plans.append(WorkerPlan(name, parse_command(environ[f"{name.upper()}_CMD"]), ports[name], env))
     return plans
-
-
-def _host_only(config: Config) -> set[str]:
-    """Variables that must not reach a worker: another worker's command (it would start its own workers),
-    the port map, and the master's metrics directory (the worker's gunicorn would wipe the host's files)."""
-    return {f"{cfg.adapter.name.upper()}_CMD" for cfg in config.adapters} | {PORTS_ENV, "PROMETHEUS_MULTIPROC_DIR"}
 
 
 @dataclass
@@ -242,7 +232,6 @@ class Supervisor:
 
     def _watch(self, plan: WorkerPlan, proc: subprocess.Popen) -> tuple[str, bool]:
         settings = self.settings
-        url = f"http://127.0.0.1:{plan.port}/health"
         start_deadline = time.monotonic() + settings.PLUGIN_START_TIMEOUT_MS / 1000
         interval = settings.PLUGIN_HEALTH_INTERVAL_MS / 1000
         healthy, misses, next_check = False, 0, time.monotonic()
@@ -253,7 +242,7 @@ class Supervisor:
             now = time.monotonic()
             if now < next_check:
                 continue
-            ok = _answers(url, timeout=min(1.0, interval))
+            ok = _answers(plan.port, timeout=min(1.0, interval))
             if not healthy:
                 if ok:
                     healthy = True
@@ -297,12 +286,18 @@ def read_state(state_dir: str) -> dict[str, dict]:
         return {}
 
 
-def _answers(url: str, timeout: float) -> bool:
+def _answers(port: int, timeout: float) -> bool:
+    """``GET /health`` answered 200? A bare socket: urllib would cost this small process 9 MiB of imports (ssl,
+    email) to read one status line."""
+    head = b""  # HTTP/1.0: the worker closes the connection after its answer
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return response.status == 200
-    except (OSError, ValueError):
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+            sock.sendall(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            while len(head) < 65536 and (chunk := sock.recv(4096)):  # to the end: a reset upsets the worker
+                head += chunk
+    except OSError:
         return False
+    return head.split(b" ", 2)[1:2] == [b"200"]
 
 
 def _describe_exit(code: int) -> str:
@@ -322,13 +317,13 @@ def _signal_group(proc: subprocess.Popen, sig: int) -> None:
 
 def run_supervisor() -> int:
     """``python -m app supervise``: runs until told to stop or until the process that started it is gone."""
-    from app.host import load_config
     from app.logs import configure_logging
 
-    config = load_config()
-    configure_logging(config.settings, config.secrets())
-    plans = plan_workers(config, os.environ, decode_ports(os.environ.get(PORTS_ENV, "")))
-    supervisor = Supervisor(plans, config.settings, config.settings.CACHE_DIR)
+    settings = Settings.parse()[0]  # validated by the master before it started this process
+    configure_logging(settings, [v for k, v in os.environ.items() if Spec(k, None, "").is_secret
+                                 and len(v) >= MIN_SECRET_LENGTH])
+    plans = plan_workers(settings, os.environ, decode_ports(os.environ.get(PORTS_ENV, "")))
+    supervisor = Supervisor(plans, settings, settings.CACHE_DIR)
     stopping = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopping.set())

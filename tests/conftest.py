@@ -13,8 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import close_app, create_app
-from app.host import MIN_SECRET_LENGTH
-from app.settings import Spec
+from app.settings import MIN_SECRET_LENGTH, Spec
 from app.testing import FakeProvider, GunicornProcess
 
 

@@ -54,8 +54,9 @@ def main() -> int:
             body = self.rfile.read(length)
             echo = {"path": self.path, "body": body.decode(), "contentType": self.headers.get("Content-Type"),
                     "correlationId": self.headers.get("X-Correlation-Id"),
-                    "env": {k: os.environ.get(k) for k in ("ADAPTERS", "EA_HOST", "API_KEY", "COINMARKETCAP_CMD",
-                                                           "PROMETHEUS_MULTIPROC_DIR", "METRICS_USE_BASE_URL")}}
+                    "env": {k: os.environ.get(k) for k in ("ADAPTERS", "EA_HOST", "PYEA_PREFIXED_SETTINGS_ONLY",
+                                                           "COINMARKETCAP_CMD", "PROMETHEUS_MULTIPROC_DIR",
+                                                           "METRICS_USE_BASE_URL")}}
             self._send(201, "application/json", json.dumps(echo).encode())
 
         def _send(self, status: int, content_type: str, body: bytes) -> None:

@@ -114,9 +114,10 @@ def test_forwarding_and_the_worker_environment(tmp_path: Path, provider: FakePro
         assert seen["path"] == "/?quote=USD" and seen["body"] == raw.decode()
         assert seen["contentType"] == "application/json" and seen["correlationId"] == "abc-123"
         assert seen["env"] == {"ADAPTERS": "coinmarketcap", "EA_HOST": "127.0.0.1", "METRICS_USE_BASE_URL": "true",
-                               # the host's default adapter's key, its own command and the master's metrics
-                               # directory stay in the host
-                               "API_KEY": None, "COINMARKETCAP_CMD": None, "PROMETHEUS_MULTIPROC_DIR": None}
+                               # plain API_KEY is the host's default adapter's, not this one's
+                               "PYEA_PREFIXED_SETTINGS_ONLY": "true",
+                               # its own command and the master's metrics directory stay in the host
+                               "COINMARKETCAP_CMD": None, "PROMETHEUS_MULTIPROC_DIR": None}
         too_big = requests.post(f"{host.url}/coinmarketcap/", data=b" " * 1_100_000, timeout=5,
                                 headers={"Content-Type": "application/json"})
         assert_json_error(too_big, 413)
@@ -215,13 +216,17 @@ def test_bad_commands_and_missing_supervision_are_startup_errors(tmp_path: Path)
 
 def test_worker_plan_narrows_the_environment_to_its_adapter(tmp_path: Path) -> None:
     env = {"CACHE_DIR": str(tmp_path), "ADAPTERS": "coinmarketcap,coingecko", "API_KEY": KEY,
-           "COINGECKO_CMD": STUB, "PROMETHEUS_MULTIPROC_DIR": "/somewhere", "COINGECKO_API_KEY": "cg-key-123456",
-           PORTS_ENV: "coingecko=40001"}
-    [plan] = plan_workers(load_config(env), env, {"coingecko": 40001})
-    assert plan.name == "coingecko" and plan.port == 40001
-    assert plan.argv == shlex.split(STUB)
-    assert {k: plan.env.get(k) for k in ("ADAPTERS", "EA_HOST", "EA_PORT", "COINGECKO_API_KEY", "API_KEY")} == {
-        "ADAPTERS": "coingecko", "EA_HOST": "127.0.0.1", "EA_PORT": "40001", "COINGECKO_API_KEY": "cg-key-123456",
-        "API_KEY": None}  # plain API_KEY is the host default's (coinmarketcap's) key
+           "COINGECKO_CMD": STUB, "PROMETHEUS_MULTIPROC_DIR": "/somewhere", PORTS_ENV: "coingecko=40001"}
+    [plan] = plan_workers(Settings.parse(env)[0], env, {"coingecko": 40001})
+    assert plan.name == "coingecko" and plan.port == 40001 and plan.argv == shlex.split(STUB)
+    assert {k: plan.env.get(k) for k in ("ADAPTERS", "EA_HOST", "EA_PORT")} == {
+        "ADAPTERS": "coingecko", "EA_HOST": "127.0.0.1", "EA_PORT": "40001"}
     assert not {"COINGECKO_CMD", "PROMETHEUS_MULTIPROC_DIR", PORTS_ENV} & set(plan.env)
     assert plan.env["CACHE_DIR"] == str(tmp_path / "adapters" / "coingecko")
+    # In the host, plain API_KEY is coinmarketcap's (the first adapter); coingecko's own process agrees.
+    assert load_config(plan.env).adapters[0].values["API_KEY"] is None
+    assert load_config({**plan.env, "COINGECKO_API_KEY": "cg-key-123456"}).adapters[0].values["API_KEY"] == \
+        "cg-key-123456"
+    [first] = plan_workers(Settings.parse(env)[0], {**env, "COINMARKETCAP_CMD": STUB, "COINGECKO_CMD": ""},
+                           {"coinmarketcap": 40002})
+    assert "PYEA_PREFIXED_SETTINGS_ONLY" not in first.env  # the host's first adapter keeps the plain names
