@@ -1,9 +1,9 @@
 """``pyea``: operator commands that need no running server.
 
-``serve`` runs gunicorn with the repository's gunicorn.conf.py, ``check`` validates the environment the way
-startup does, ``settings`` prints the settings reference, ``supervise`` runs the out-of-process adapters for
-gunicorn's master, ``fake-provider`` serves a fake CoinGecko on loopback
-for trying pyea without credentials or network.
+``serve`` runs gunicorn with pyea's gunicorn settings (``app/gunicorn_conf.py``), ``check`` validates the
+environment the way startup does, ``settings`` prints the settings reference, ``supervise`` runs the
+out-of-process adapters for gunicorn's master, ``fake-provider`` serves a fake CoinGecko on loopback for trying
+pyea without credentials or network.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
 
 def _check() -> int:
@@ -44,8 +43,7 @@ def _settings_table() -> str:
 
 
 def _serve() -> int:
-    conf = Path(__file__).resolve().parent.parent / "gunicorn.conf.py"
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(conf)])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf"])
     return 0  # not reached: exec replaces this process
 
 
@@ -64,7 +62,7 @@ def _fake_provider(port: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="pyea", description="Chainlink External Adapter host")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("serve", help="run gunicorn with gunicorn.conf.py")
+    commands.add_parser("serve", help="run gunicorn with pyea's gunicorn settings")
     commands.add_parser("check", help="validate the environment's settings and exit")
     commands.add_parser("settings", help="print the settings reference as a Markdown table")
     commands.add_parser("supervise", help="run the out-of-process adapters (started by gunicorn's master)")
