@@ -78,3 +78,9 @@ class ProviderTimeoutError(AdapterError):
 class ServiceUnavailableError(AdapterError):
     status_code = 503
     name = "AdapterServiceUnavailableError"
+
+
+class SharedStoreUnavailable(ServiceUnavailableError):
+    """Redis (CACHE_TYPE=redis) did not answer; what this process holds itself is all it can serve."""
+
+    name = "AdapterSharedStoreUnavailableError"

@@ -7,6 +7,7 @@ master to refuse a bad start before any worker forks. ``Host`` then opens the ca
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
@@ -16,12 +17,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import adapters as adapters_package
 from app import __version__
 from app.adapter import Adapter, Endpoint
 from app.cache import Cache, make_cache
+from app.errors import SharedStoreUnavailable
+from app.leader import Lease, RedisLease
 from app.limits import RateLimit, load_limits, resolve_rate_limit
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
@@ -30,9 +33,12 @@ from app.requester import Requester
 from app.runtime import AdapterRuntime
 from app.scheduler import Background
 from app.settings import MIN_SECRET_LENGTH, Problem, Settings, SettingsError, Spec, parse_specs
-from app.subscriptions import SubscriptionStore
+from app.subscriptions import RedisSubscriptionStore, SubscriptionStore
 from app.supervisor import PORTS_ENV, PREFIXED_ONLY_ENV, decode_ports, parse_command
 from app.validation import InputSchema, SchemaDefinitionError
+
+if TYPE_CHECKING:
+    from app.shared import Shared
 
 DEFAULT_ADAPTER = "coingecko"
 RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins"}
@@ -160,7 +166,12 @@ class Host:
                       for cfg in config.adapters if cfg.cmd and cfg.adapter.name not in config.ports]
         if unassigned:
             raise SettingsError(unassigned)
-        cache, problems = make_cache(config.settings)
+        self.shared = _connect(self.settings)
+        if self.shared is not None:
+            # Not fatal: Redis may come up after pyea, and the instance recovers by itself when it does.
+            with contextlib.suppress(SharedStoreUnavailable):
+                self.shared.run(lambda r: r.ping())
+        cache, problems = make_cache(config.settings, self.shared)
         if problems:
             raise SettingsError(problems)
         self.cache: Cache = cache
@@ -168,10 +179,12 @@ class Host:
         self.requester = Requester(timeout_ms=self.settings.API_TIMEOUT, retries=self.settings.RETRY,
                                    pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets(),
                                    metrics=self.metrics)
-        self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"),
-                                               self.settings.WARMUP_SUBSCRIPTION_TTL)
-        limits_dir = os.path.join(self.settings.CACHE_DIR, "pyea-ratelimit")
-        self.limiters = {cfg.adapter.name: RateLimiter(limits_dir, cfg.rate_limit, cfg.rate_limit.provider)
+        ttl = self.settings.WARMUP_SUBSCRIPTION_TTL
+        if self.shared is not None:
+            self.subscriptions: SubscriptionStore = RedisSubscriptionStore(self.shared, ttl)
+        else:
+            self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"), ttl)
+        self.limiters = {cfg.adapter.name: self._limiter(cfg.rate_limit)
                          for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
@@ -184,10 +197,25 @@ class Host:
                                                         or self.remotes[config.adapters[0].adapter.name])
         self.background: Background | None = None
 
+    def _limiter(self, limit: RateLimit) -> RateLimiter:
+        if self.shared is not None:
+            from app.ratelimit_redis import RedisRateLimiter
+
+            return RedisRateLimiter(self.shared, limit, limit.provider)
+        return RateLimiter(os.path.join(self.settings.CACHE_DIR, "pyea-ratelimit"), limit, limit.provider)
+
+    def _lease(self) -> Lease | RedisLease:
+        """One leader per deployment: per VM with the local cache, across every instance with Redis."""
+        if self.shared is not None:
+            return RedisLease(self.shared, self.settings.CACHE_KEY_GROUP or ",".join(sorted(self.adapters)))
+        return Lease(os.path.join(self.settings.CACHE_DIR, "pyea-leases"))
+
     def start_background(self) -> None:
-        """Start the warming jobs (they only work in the process holding the lease)."""
-        if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED and self.background is None:
-            self.background = Background(self, os.path.join(self.settings.CACHE_DIR, "pyea-leases"))
+        """Start the warming jobs (they only work in the process holding the lease); never in a reader."""
+        settings = self.settings
+        if (settings.WARMUP_ENABLED and settings.CACHE_ENABLED and settings.EA_MODE != "reader"
+                and self.background is None):
+            self.background = Background(self, self._lease())
             self.background.start()
 
     def close(self) -> None:
@@ -200,6 +228,16 @@ class Host:
             limiter.close()
         self.subscriptions.close()
         self.cache.close()
+        if self.shared is not None:
+            self.shared.close()
+
+
+def _connect(settings: Settings) -> Shared | None:
+    if settings.CACHE_TYPE != "redis":
+        return None
+    from app.shared import Shared, connect, describe_target
+
+    return Shared(connect(settings), describe_target(settings))
 
 
 def endpoint_summary(endpoint: Endpoint, schema: InputSchema) -> dict[str, Any]:

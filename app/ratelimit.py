@@ -122,12 +122,15 @@ class RateLimiter:
     """
 
     def __init__(self, directory: str, limit: RateLimit, name: str, *, margin_s: float = MARGIN_S) -> None:
+        self._setup(limit, name, margin_s)
+        # Nothing here may ever be evicted or expire: a lost call time would let the quota be overdrawn.
+        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S, eviction_policy="none", cull_limit=0)
+
+    def _setup(self, limit: RateLimit, name: str, margin_s: float) -> None:
         self.limit = limit
         self.name = name
         self.windows = windows(limit)
         self.margin_s = margin_s
-        # Nothing here may ever be evicted or expire: a lost call time would let the quota be overdrawn.
-        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S, eviction_policy="none", cull_limit=0)
         self._counter_lock = threading.Lock()
         self._turn = threading.Lock()
         self.granted = 0
@@ -153,6 +156,9 @@ class RateLimiter:
                 wait = BUSY_WAIT_S
             finally:
                 self._turn.release()
+        return self._counted(wait)
+
+    def _counted(self, wait: float) -> float:
         with self._counter_lock:
             if wait <= 0:
                 self.granted += 1

@@ -43,8 +43,8 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         hit = entry is not None
         if hit:
             adapter.metrics.cache_hit(feed_id, entry.received_ms)
-        adapter.subscribe(endpoint, key, params, force=not hit)
-        if entry is None and not endpoint.transport.fetches_in_foreground:
+        adapter.subscribe(endpoint, key, params, missed=not hit)
+        if entry is None and not adapter.fetches_in_foreground(endpoint):
             entry, hit = wait_for_background(adapter, key), True
         elif entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE

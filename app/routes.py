@@ -28,10 +28,12 @@ log = logging.getLogger("pyea.http")
 
 def register_routes(app: Flask, host: Host, version: str) -> None:
     base = host.settings.BASE_URL
-    app.add_url_rule(base, "adapter", _adapter_view(host.default), methods=["GET", "POST"])
+    writer = host.settings.EA_MODE == "writer"
+    app.add_url_rule(base, "adapter", _writer_view if writer else _adapter_view(host.default),
+                     methods=["GET", "POST"])
     for name, served in [*host.adapters.items(), *host.remotes.items()]:
-        app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _adapter_view(served), methods=["GET", "POST"],
-                         strict_slashes=False)
+        app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _writer_view if writer else _adapter_view(served),
+                         methods=["GET", "POST"], strict_slashes=False)
 
     def health() -> Response:
         if request.args.get("deep") in ("1", "true"):
@@ -82,9 +84,10 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             return render_error(exc)
 
     app.add_url_rule(f"{base}health", "health", health)
-    app.add_url_rule(f"{base}status", "status", status)
-    app.add_url_rule(f"{base}discovery", "discovery", discovery)
-    app.add_url_rule(f"{base}plugins/<name>/metrics", "plugin_metrics", plugin_metrics)
+    if not writer:  # a writer answers /health and metrics only
+        app.add_url_rule(f"{base}status", "status", status)
+        app.add_url_rule(f"{base}discovery", "discovery", discovery)
+        app.add_url_rule(f"{base}plugins/<name>/metrics", "plugin_metrics", plugin_metrics)
     if host.settings.metrics_enabled and host.settings.METRICS_USE_BASE_URL:
         app.add_url_rule(f"{base}metrics", "metrics", metrics)
     _register_error_handlers(app, host.settings.DEBUG)
@@ -103,6 +106,12 @@ def _adapter_view(served: AdapterRuntime | RemoteAdapter) -> Callable[[], Respon
     if isinstance(served, RemoteAdapter):
         return lambda: handle_remote(served, request)
     return lambda: handle(served, request)
+
+
+def _writer_view() -> Response:
+    return render_error(AdapterError("this instance runs with EA_MODE=writer: it keeps the shared cache fresh and "
+                                     "answers no requests; send them to a reader", status_code=404,
+                                     name="AdapterWriterOnlyError"))
 
 
 def _remote_status(host: Host) -> list[dict]:

@@ -94,10 +94,17 @@ class AdapterRuntime:
         self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
 
-    def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], force: bool) -> None:
-        """Ask the background to keep this feed fresh (``force`` on a miss: see ``SubscriptionStore``)."""
+    def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], missed: bool) -> None:
+        """Ask the background to keep this feed fresh; on a miss this request will not fetch itself, to fetch it
+        now (see ``SubscriptionStore``)."""
         if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED:
-            self.subscriptions.subscribe(key, endpoint.name, params, force=force)
+            self.subscriptions.subscribe(key, endpoint.name, params, force=missed,
+                                         announce=missed and not self.fetches_in_foreground(endpoint))
+
+    def fetches_in_foreground(self, endpoint: EndpointRuntime) -> bool:
+        """Whether a request that misses fetches the feed itself; a reader (EA_MODE=reader) leaves every fetch
+        to the writers and waits for the cache, as it does for a streamed feed."""
+        return endpoint.transport.fetches_in_foreground and self.settings.EA_MODE != "reader"
 
     def resolve_endpoint(self, requested: Any) -> EndpointRuntime:
         name = requested or self.config.adapter.default_endpoint

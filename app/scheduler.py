@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.leader import Lease
+from app.leader import Lease, RedisLease
 from app.transports.http import HttpTransport
 from app.warmer import Warmer
 
@@ -24,11 +24,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyea.scheduler")
 
+#: Feeds per endpoint the leader takes from the "asked for, not cached" set on each poll.
+NEW_FEEDS_PER_POLL = 1000
+
 
 class Background:
-    def __init__(self, host: Host, lease_dir: str) -> None:
+    def __init__(self, host: Host, lease: Lease | RedisLease) -> None:
         self.host = host
-        self.lease = Lease(lease_dir)
+        self.lease = lease
         self.leader = False
         self._stopping = threading.Event()
         self.warmer = Warmer(host.subscriptions, self.still_leader)
@@ -50,6 +53,13 @@ class Background:
                     self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
                                            next_run_time=now + interval, args=(endpoint,),
                                            id=f"warm:{adapter.name}:{endpoint.name}")
+        # Feeds a request found missing and did not fetch itself (a reader's, or a background-only transport's):
+        # fetched within moments rather than at the next cycle, while the request is still waiting.
+        self._by_prefix = {f"{adapter.keys.group}:{endpoint.name}:": endpoint
+                           for adapter in self.host.adapters.values() for endpoint in adapter.endpoints.values()
+                           if isinstance(endpoint.transport, HttpTransport)}
+        poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
+        self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -78,6 +88,17 @@ class Background:
             self.host.subscriptions.expire()
         elif was_leader and not self.leader:
             log.warning("lost the background lease to %s; stopping background work", self.lease.holder())
+
+    def _fetch_new(self) -> None:
+        if not self.leader or self._stopping.is_set():
+            return
+        for prefix, endpoint in self._by_prefix.items():
+            try:
+                fresh = self.host.subscriptions.take_new(prefix, NEW_FEEDS_PER_POLL)
+                if fresh:
+                    self.warmer.refresh_now(endpoint, fresh)
+            except Exception:
+                log.exception("fetching new feeds of %s/%s failed", endpoint.adapter.name, endpoint.name)
 
     def _warm(self, endpoint: EndpointRuntime) -> None:
         if not self.leader or self._stopping.is_set():

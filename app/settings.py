@@ -169,6 +169,9 @@ class Settings:
                               minimum=1, maximum=64)
     EA_THREADS: int = setting(8, "Threads per gunicorn worker", "server", minimum=1, maximum=256)
     UUID: str = setting("", "Identity of this instance (random when unset)", "server")
+    EA_MODE: str = setting("reader-writer", "reader: serve requests only; writer: run the background only (needs "
+                                            "CACHE_TYPE=redis for either)", "server", kind="enum",
+                           choices=("reader-writer", "reader", "writer"))
     ADAPTERS: tuple[str, ...] = setting((), "Adapters to serve; the first is also served at BASE_URL "
                                             "(default: coingecko)", "server", kind="list")
     MAX_PAYLOAD_SIZE_LIMIT: int = setting(1048576, "Largest request body accepted", "server",
@@ -198,6 +201,15 @@ class Settings:
     CACHE_TYPE: str = setting("local", "local (diskcache, shared by the workers of one VM) or redis",
                               "cache", kind="enum", choices=("local", "redis"))
     CACHE_DIR: str = setting("", "Directory of the local cache (default: ./cache)", "cache")
+    # redis (CACHE_TYPE=redis)
+    CACHE_REDIS_URL: str = setting("", "redis://, rediss:// (TLS) or unix:// URL; wins over host, port and path",
+                                   "redis", sensitive=True)
+    CACHE_REDIS_HOST: str = setting("127.0.0.1", "Redis host", "redis")
+    CACHE_REDIS_PORT: int = setting(6379, "Redis port", "redis", minimum=1, maximum=65535)
+    CACHE_REDIS_PATH: str = setting("", "Redis unix socket path (instead of host and port)", "redis")
+    CACHE_REDIS_PASSWORD: str = setting("", "Redis password", "redis")
+    CACHE_REDIS_TIMEOUT: int = setting(500, "Longest wait for one Redis command; past it the instance answers from "
+                                            "what it holds itself", "redis", minimum=10, maximum=60000, unit="ms")
     CACHE_KEY_GROUP: str = setting("", "Prefix of cache keys (default: the adapter name)", "cache")
     CACHE_KEY_IGNORED_PROPS: tuple[str, ...] = setting((), "More data keys left out of cache keys", "cache",
                                                        kind="list")
@@ -288,6 +300,13 @@ class Settings:
         if values["REQUEST_COALESCING_INTERVAL"] > values["REQUEST_COALESCING_INTERVAL_MAX"]:
             problems.append(Problem("REQUEST_COALESCING_INTERVAL", str(values["REQUEST_COALESCING_INTERVAL"]),
                                     "<= REQUEST_COALESCING_INTERVAL_MAX"))
+        if values["EA_MODE"] != "reader-writer" and values["CACHE_TYPE"] == "local" and not bad & {"EA_MODE",
+                                                                                                  "CACHE_TYPE"}:
+            problems.append(Problem("EA_MODE", values["EA_MODE"], "reader-writer while CACHE_TYPE=local: readers "
+                                    "and writers only meet through a shared cache, so set CACHE_TYPE=redis"))
+        url = values["CACHE_REDIS_URL"]
+        if url and not re.match(r"^(rediss?://[^\s]+|unix://\S+)$", url):
+            problems.append(Problem("CACHE_REDIS_URL", REDACTED, "a redis://, rediss:// or unix:// URL"))
         if values["PLUGIN_RESTART_BACKOFF_MS"] > values["PLUGIN_RESTART_BACKOFF_MAX_MS"]:
             problems.append(Problem("PLUGIN_RESTART_BACKOFF_MS", str(values["PLUGIN_RESTART_BACKOFF_MS"]),
                                     "<= PLUGIN_RESTART_BACKOFF_MAX_MS"))

@@ -8,15 +8,21 @@ SQLite write on every cache hit, so each process refreshes a subscription at mos
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import diskcache
+
+from app.errors import SharedStoreUnavailable
+
+if TYPE_CHECKING:
+    from app.shared import Shared
 
 log = logging.getLogger("pyea.subscriptions")
 
@@ -34,30 +40,42 @@ class Subscription:
 
 
 class SubscriptionStore:
+    """Subscriptions in a diskcache directory: shared by the workers of one VM."""
+
     def __init__(self, directory: str, ttl_ms: int) -> None:
+        self._init_memo(ttl_ms)
+        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S)
+
+    def _init_memo(self, ttl_ms: int) -> None:
         self.ttl_s = ttl_ms / 1000
         self.refresh_gap_s = min(self.ttl_s / 10, MAX_REFRESH_GAP_S)
-        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S)
         self._refreshed: dict[str, float] = {}
         self._lock = threading.Lock()
 
-    def subscribe(self, key: str, endpoint: str, params: Mapping[str, Any], force: bool = False) -> None:
+    def subscribe(self, key: str, endpoint: str, params: Mapping[str, Any], force: bool = False,
+                  announce: bool = False) -> None:
         """Register or extend ``key``; ``force`` writes even if this process refreshed it moments ago (used on a
-        cache miss, so a feed the background dropped is re-subscribed by the next request that needs it)."""
+        cache miss, so a feed the background dropped is re-subscribed by the next request that needs it);
+        ``announce`` asks the leader to fetch it now (a miss this process will not fetch itself)."""
         now = time.monotonic()
         last = self._refreshed.get(key)
         if not force and last is not None and now - last < self.refresh_gap_s:
             return
         value = json.dumps({"endpoint": endpoint, "params": dict(params)}, separators=(",", ":"))
-        try:
-            self._store.set(key, value, expire=self.ttl_s)
-        except diskcache.Timeout:
+        if not self._write(key, value, announce):
             log.warning("subscription store busy; %s not refreshed this time", endpoint)
             return
         with self._lock:
             if len(self._refreshed) > MEMO_LIMIT:
                 self._refreshed.clear()
             self._refreshed[key] = now
+
+    def _write(self, key: str, value: str, announce: bool) -> bool:
+        try:
+            self._store.set(key, value, expire=self.ttl_s)
+        except diskcache.Timeout:
+            return False
+        return True
 
     def live(self, prefix: str) -> list[Subscription]:
         """Unexpired subscriptions whose key starts with ``prefix`` (``group:endpoint:``)."""
@@ -67,14 +85,18 @@ class SubscriptionStore:
                 continue
             raw = self._store.get(key)
             if raw is not None:
-                value = json.loads(raw)
-                found.append(Subscription(key, value["endpoint"], value["params"]))
+                found.append(_decode(key, raw))
         return found
+
+    def take_new(self, prefix: str, limit: int) -> list[Subscription]:
+        """Feeds under ``prefix`` that a request found missing and did not fetch itself, for the leader to fetch
+        now rather than at its next cycle. Only readers (EA_MODE=reader, which needs Redis) leave feeds for
+        others to fetch; locally every request that misses fetches the feed itself."""
+        return []
 
     def drop(self, key: str) -> None:
         self._store.delete(key, retry=True)
-        with self._lock:
-            self._refreshed.pop(key, None)
+        self._forget(key)
 
     def expire(self) -> int:
         """Delete expired subscriptions from disk (reads already ignore them)."""
@@ -82,3 +104,70 @@ class SubscriptionStore:
 
     def close(self) -> None:
         self._store.close()
+
+    def _forget(self, key: str) -> None:
+        with self._lock:
+            self._refreshed.pop(key, None)
+
+
+class RedisSubscriptionStore(SubscriptionStore):
+    """Subscriptions in Redis, shared by every instance: a sorted set of keys scored by expiry time, their
+    parameters in a hash, and the set of feeds a reader asked for and found missing."""
+
+    EXPIRY = "pyea:subs"
+    PARAMS = "pyea:subs:params"
+    NEW = "pyea:subs:new:"  # + "group:endpoint:"
+
+    def __init__(self, shared: Shared, ttl_ms: int) -> None:  # no diskcache: nothing of it is local
+        self._init_memo(ttl_ms)
+        self.shared = shared
+
+    def _write(self, key: str, value: str, announce: bool) -> bool:
+        def write(r: Any) -> None:
+            pipe = r.pipeline(transaction=False)
+            pipe.zadd(self.EXPIRY, {key: (time.time() + self.ttl_s) * 1000})
+            pipe.hset(self.PARAMS, key, value)
+            if announce:
+                pipe.sadd(self.NEW + key.rsplit(":", 1)[0] + ":", key)
+            pipe.execute()
+
+        with contextlib.suppress(SharedStoreUnavailable):  # the store warns of the outage itself, once
+            self.shared.run(write)
+        return True
+
+    def live(self, prefix: str) -> list[Subscription]:
+        keys = [k for k in self.shared.run(lambda r: r.zrangebyscore(self.EXPIRY, time.time() * 1000, "+inf"))
+                if k.startswith(prefix)]
+        return self._load(keys)
+
+    def take_new(self, prefix: str, limit: int) -> list[Subscription]:
+        keys = self.shared.run(lambda r: r.spop(self.NEW + prefix, limit)) or []
+        return self._load(keys)
+
+    def drop(self, key: str) -> None:
+        self.shared.run(lambda r: r.pipeline(transaction=False).zrem(self.EXPIRY, key).hdel(self.PARAMS, key)
+                        .srem(self.NEW + key.rsplit(":", 1)[0] + ":", key).execute())
+        self._forget(key)
+
+    def expire(self) -> int:
+        def expire(r: Any) -> int:
+            keys = r.zrangebyscore(self.EXPIRY, "-inf", time.time() * 1000)
+            if keys:
+                r.pipeline(transaction=False).zrem(self.EXPIRY, *keys).hdel(self.PARAMS, *keys).execute()
+            return len(keys)
+
+        return self.shared.run(expire)
+
+    def close(self) -> None:
+        pass  # the connection pool belongs to the host
+
+    def _load(self, keys: list[str]) -> list[Subscription]:
+        if not keys:
+            return []
+        values = self.shared.run(lambda r: r.hmget(self.PARAMS, keys))
+        return [_decode(key, raw) for key, raw in zip(keys, values, strict=True) if raw is not None]
+
+
+def _decode(key: str, raw: str) -> Subscription:
+    value = json.loads(raw)
+    return Subscription(key, value["endpoint"], value["params"])

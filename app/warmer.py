@@ -71,6 +71,13 @@ class Warmer:
         self.stats.last_batch_sizes = sizes
         return len(sizes)
 
+    def refresh_now(self, endpoint: EndpointRuntime, subscriptions: list[Subscription]) -> None:
+        """Fetch feeds a request is waiting for, in as few provider calls as the transport allows."""
+        size = max(1, getattr(endpoint.transport, "max_batch_size", 1))
+        for start in range(0, len(subscriptions), size):
+            if not self.still_leader() or not self._refresh(endpoint, subscriptions[start:start + size]):
+                return  # not leader any more, or out of quota: the next cycle has them (they stay subscribed)
+
     def _due(self, endpoint: EndpointRuntime, subscription: Subscription) -> bool:
         entry = endpoint.adapter.cache.get(subscription.key)
         if entry is None or not entry.is_success:

@@ -15,6 +15,7 @@ from flask.testing import FlaskClient
 from app import close_app, create_app
 from app.settings import MIN_SECRET_LENGTH, Spec
 from app.testing import FakeProvider, GunicornProcess
+from tests.servers import RedisServer
 
 
 @pytest.fixture
@@ -40,6 +41,20 @@ def make_app(provider: FakeProvider, tmp_path, pyea_outputs: Outputs) -> Iterato
     yield build
     for app in built:
         close_app(app)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One real Redis for the session; tests that stop it start their own."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    redis_server.client().flushall()
+    return redis_server.url
 
 
 @pytest.fixture

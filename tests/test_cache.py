@@ -150,7 +150,7 @@ def test_front_layer_spares_backend_reads_for_a_short_time(tmp_path):
     from app.cache.front import FrontCache
 
     backend = LocalCache(str(tmp_path / "shared"), max_items=10)
-    front = FrontCache(backend, ttl_ms=200)
+    front = FrontCache(backend, ttl_ms=200, max_age_ms=90000)
     entry = CacheEntry(200, 1, '{"result":1}')
     front.set("k", entry, 60000)
     newer = CacheEntry(200, 2, '{"result":2}')
@@ -163,7 +163,7 @@ def test_front_layer_spares_backend_reads_for_a_short_time(tmp_path):
 def test_front_layer_never_keeps_what_the_backend_refused(tmp_path):
     from app.cache.front import FrontCache
 
-    front = FrontCache(LocalCache(str(tmp_path / "shared"), max_items=10), ttl_ms=1000, max_items=2)
+    front = FrontCache(LocalCache(str(tmp_path / "shared"), max_items=10), ttl_ms=1000, max_age_ms=90000, max_items=2)
     good = CacheEntry(200, 1, '{"result":1}')
     front.set("k", good, 60000)
     assert front.set("k", CacheEntry(502, 2, '{"error":{}}'), 60000) is False

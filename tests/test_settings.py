@@ -91,12 +91,6 @@ def test_unwritable_cache_dir_is_a_setting_problem(tmp_path):
     assert "CACHE_DIR" in str(caught.value)
 
 
-def test_redis_is_refused_until_its_backend_exists(tmp_path):
-    with pytest.raises(SettingsError) as caught:
-        create_app(env={"CACHE_TYPE": "redis", "CACHE_DIR": str(tmp_path)})
-    assert "CACHE_TYPE" in str(caught.value)
-
-
 def test_base_url_is_normalised():
     assert Settings.parse({"BASE_URL": "/ea"})[0].BASE_URL == "/ea/"
     assert Settings.parse({"BASE_URL": "ea"})[1][0].name == "BASE_URL"

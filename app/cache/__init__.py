@@ -7,9 +7,12 @@ served, and so the same bytes work in diskcache today and in Redis later.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from app.settings import Problem, Settings
+
+if TYPE_CHECKING:
+    from app.shared import Shared
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +57,15 @@ class Cache(Protocol):
     def close(self) -> None: ...
 
 
-def make_cache(settings: Settings) -> tuple[Cache | None, list[Problem]]:
-    if settings.CACHE_TYPE == "redis":
-        return None, [Problem("CACHE_TYPE", "redis", "local: the Redis backend is not available in this "
-                                                      "version")]
+def make_cache(settings: Settings, shared: Shared | None = None) -> tuple[Cache | None, list[Problem]]:
+    """The local diskcache, or Redis when ``shared`` is given; either behind the per-process front layer,
+    which with Redis is always there: it is also what answers while Redis is down."""
     from app.cache.front import FrontCache
+
+    if shared is not None:
+        from app.cache.redis import RedisCache
+
+        return FrontCache(RedisCache(shared), settings.CACHE_FRONT_TTL, settings.CACHE_MAX_AGE), []
     from app.cache.local import LocalCache, open_problem
 
     problem = open_problem(settings.CACHE_DIR)
@@ -66,5 +73,5 @@ def make_cache(settings: Settings) -> tuple[Cache | None, list[Problem]]:
         return None, [problem]
     cache: Cache = LocalCache(settings.CACHE_DIR, settings.CACHE_MAX_ITEMS)
     if settings.CACHE_FRONT_TTL:
-        cache = FrontCache(cache, settings.CACHE_FRONT_TTL)
+        cache = FrontCache(cache, settings.CACHE_FRONT_TTL, settings.CACHE_MAX_AGE)
     return cache, []
