@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
 from app.transports.http import HttpTransport
 from app.warmer import Warmer
@@ -97,6 +98,8 @@ class Background:
                 fresh = self.host.subscriptions.take_new(prefix, NEW_FEEDS_PER_POLL)
                 if fresh:
                     self.warmer.refresh_now(endpoint, fresh)
+            except SharedStoreUnavailable:
+                return  # Redis is down (already logged); the feeds are fetched once it is back
             except Exception:
                 log.exception("fetching new feeds of %s/%s failed", endpoint.adapter.name, endpoint.name)
 
@@ -106,5 +109,8 @@ class Background:
         try:
             with self.host.metrics.timed_cycle(endpoint.name):
                 self.warmer.cycle(endpoint)
+        except SharedStoreUnavailable:
+            log.warning("refresh cycle of %s/%s skipped: the shared cache is not answering", endpoint.adapter.name,
+                        endpoint.name)
         except Exception:
             log.exception("refresh cycle of %s/%s failed", endpoint.adapter.name, endpoint.name)
