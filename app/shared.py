@@ -15,6 +15,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from app.errors import SharedStoreUnavailable
 from app.settings import Settings
@@ -30,8 +32,11 @@ WARN_EVERY_S = 10.0
 
 def connect(settings: Settings) -> redis.Redis:
     timeout = settings.CACHE_REDIS_TIMEOUT / 1000
+    # No retries inside redis-py: its default backs off for seconds, far past CACHE_REDIS_TIMEOUT, while the
+    # breaker here already decides when to try again.
     options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True,
-               "max_connections": max(settings.EA_THREADS + 8, 16), "health_check_interval": 30}
+               "max_connections": max(settings.EA_THREADS + 8, 16), "health_check_interval": 30,
+               "retry": Retry(NoBackoff(), 0)}
     if settings.CACHE_REDIS_URL:
         return redis.Redis.from_url(settings.CACHE_REDIS_URL, **options)
     password = settings.CACHE_REDIS_PASSWORD or None

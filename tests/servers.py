@@ -92,16 +92,20 @@ class RedisServer:
     """A throw-away ``redis-server`` (no persistence) on a free loopback port; ``stop()`` and ``start()`` again
     reuse the port, so clients configured with it see an outage and a recovery."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str = "", unix_socket: Path | None = None) -> None:
         self.workdir = workdir
         self.port = free_port()
+        self.password = password
+        self.unix_socket = unix_socket
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> RedisServer:
         self.proc = subprocess.Popen(
             [binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log")],
+             "--appendonly", "no", "--dir", str(self.workdir), "--logfile", str(self.workdir / "redis.log"),
+             *(["--requirepass", self.password] if self.password else []),
+             *(["--unixsocket", str(self.unix_socket)] if self.unix_socket else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while not self.answers():
@@ -114,7 +118,7 @@ class RedisServer:
         import redis
 
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+            return bool(redis.Redis(port=self.port, password=self.password or None, socket_timeout=0.5).ping())
         except redis.RedisError:
             return False
 
@@ -130,7 +134,7 @@ class RedisServer:
     def client(self) -> Any:
         import redis
 
-        return redis.Redis(port=self.port, decode_responses=True)
+        return redis.Redis(port=self.port, password=self.password or None, decode_responses=True)
 
     def __enter__(self) -> RedisServer:
         return self.start()

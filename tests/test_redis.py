@@ -61,6 +61,20 @@ def test_redis_url_is_checked_and_never_shown(make_app, redis_url) -> None:
     assert shown["CACHE_REDIS_URL"] == "[REDACTED]" and shown["CACHE_REDIS_PASSWORD"] == "[REDACTED]"
 
 
+def test_unix_socket_and_password(make_app, provider: FakeProvider, tmp_path: Path) -> None:
+    sock = tmp_path / "redis.sock"
+    with RedisServer(tmp_path, password=SECRET_PASSWORD, unix_socket=sock) as server:
+        by_path = make_app(CACHE_TYPE="redis", CACHE_REDIS_PATH=str(sock), CACHE_REDIS_PASSWORD=SECRET_PASSWORD)
+        assert node_request(by_path.test_client()).status_code == 200
+        by_url = make_app(CACHE_TYPE="redis", CACHE_REDIS_URL=f"unix://:{SECRET_PASSWORD}@{sock}?db=0")
+        assert node_request(by_url.test_client()).get_json()["meta"]["cacheHit"] is True
+        assert server.client().exists("pyea:cache:" + by_path.extensions["pyea"].default.keys.key(
+            "crypto", {"base": "ethereum", "quote": "USD"}))
+        wrong = make_app(CACHE_TYPE="redis", CACHE_REDIS_PATH=str(sock), CACHE_REDIS_PASSWORD="not-the-password")
+        refused = node_request(wrong.test_client(), {"base": "BTC", "quote": "USD"})
+        assert refused.status_code == 503 and SECRET_PASSWORD not in refused.get_data(as_text=True)
+
+
 # ------------------------------------------------------------------------------------------ shared state
 
 

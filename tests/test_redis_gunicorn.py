@@ -72,12 +72,14 @@ def test_the_other_instance_takes_over_the_background_when_the_leader_dies(tmp_p
         killed_at = time.monotonic()
         calls_before = provider.count("/simple/price")
         statuses: Counter[int] = Counter()
-        while time.monotonic() - killed_at < 10:
+        took_over_s = None
+        while time.monotonic() - killed_at < 10 and (took_over_s is None or time.monotonic() - killed_at < 5):
             statuses[post(survivor.url).status_code] += 1
             time.sleep(0.1)
-            if lease_holder_pid(redis_server) in children(survivor.proc.pid) and time.monotonic() - killed_at > 5:
-                break
-        assert lease_holder_pid(redis_server) in children(survivor.proc.pid), "the survivor took over"
+            if took_over_s is None and lease_holder_pid(redis_server) in children(survivor.proc.pid):
+                took_over_s = time.monotonic() - killed_at
+        print(f"\nthe surviving instance took the lease {took_over_s} s after the leader was killed")
+        assert took_over_s is not None and took_over_s < 10, "the survivor took over within 10 s"
         assert statuses == Counter({200: sum(statuses.values())}), statuses
         time.sleep(3)  # a full CACHE_MAX_AGE: the value must have been refreshed, not just served
         answer = post(survivor.url).json()
@@ -124,14 +126,16 @@ def test_three_instances_share_one_30_per_minute_tier(tmp_path: Path, provider: 
 def test_a_redis_outage_under_load_is_ridden_out(tmp_path: Path, provider: FakeProvider) -> None:
     redis = RedisServer(tmp_path).start()
     timeout_ms = 3000
-    env = instance_env(tmp_path, "a", provider, redis.url, API_TIMEOUT=str(timeout_ms), CACHE_REDIS_TIMEOUT="300")
+    settings = {"API_TIMEOUT": str(timeout_ms), "CACHE_REDIS_TIMEOUT": "300"}
     results: list[tuple[int, float]] = []
     stop = threading.Event()
     try:
-        with gunicorn(env, tmp_path / "a.log") as server:
+        with ExitStack() as stack:
+            servers = [stack.enter_context(gunicorn(instance_env(tmp_path, n, provider, redis.url, **settings),
+                                                    tmp_path / f"{n}.log")) for n in ("a", "b")]
             hot = [{"id": "1", "data": {"from": c, "to": "USD"}} for c in ("ETH", "BTC", "LINK")]
             for body in hot:
-                assert post(server.url, body).status_code == 200
+                assert post(servers[0].url, body).status_code == 200
 
             def load(seed: int) -> None:
                 rng = random.Random(seed)
@@ -140,7 +144,7 @@ def test_a_redis_outage_under_load_is_ridden_out(tmp_path: Path, provider: FakeP
                         body = rng.choice(hot) if rng.random() < 0.8 else {
                             "id": "1", "data": {"coinid": f"cold-{rng.randrange(10**6)}", "quote": "USD"}}
                         started = time.monotonic()
-                        code = session.post(server.url, json=body, timeout=30).status_code
+                        code = session.post(servers[seed % 2].url, json=body, timeout=30).status_code
                         results.append((code, time.monotonic() - started))
 
             threads = [threading.Thread(target=load, args=(i,)) for i in range(8)]
@@ -149,13 +153,18 @@ def test_a_redis_outage_under_load_is_ridden_out(tmp_path: Path, provider: FakeP
             time.sleep(1)
             redis.stop()
             time.sleep(10)
+            logged = {n: len((tmp_path / f"{n}.log").read_text()) for n in ("a", "b")}
             redis.start()
-            time.sleep(2)
+            time.sleep(3)
             stop.set()
             for thread in threads:
                 thread.join()
-            after = post(server.url, {"id": "1", "data": {"from": "ETH", "to": "EUR"}})
-            assert after.status_code == 200, "recovered without a restart"
+            for server in servers:
+                after = post(server.url, {"id": "1", "data": {"from": "ETH", "to": "EUR"}})
+                assert after.status_code == 200, "recovered without a restart"
+            taken = sum((tmp_path / f"{n}.log").read_text()[logged[n]:].count("now runs the background jobs")
+                        for n in ("a", "b"))
+            assert taken == 1, "after the outage, one process of one instance took the lease back"
     finally:
         stop.set()
         redis.stop()
