@@ -25,6 +25,17 @@ def binary(name: str) -> str:
     return path
 
 
+def stop_process(proc: subprocess.Popen | None) -> None:
+    """SIGTERM, then SIGKILL after 10 s: a test's server must never outlive it."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 class PrometheusServer:
     """A Prometheus that discovers its targets from ``sd_url`` (http_sd) and scrapes them every ``interval_s``."""
 
@@ -64,13 +75,7 @@ class PrometheusServer:
             time.sleep(0.1)
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def targets(self) -> list[dict[str, Any]]:
         answer = requests.get(f"{self.url}/api/v1/targets", params={"state": "active"}, timeout=5).json()
@@ -123,13 +128,7 @@ class RedisServer:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def client(self) -> Any:
         import redis

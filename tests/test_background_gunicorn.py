@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import signal
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import diskcache
+import requests
 
 from app.testing import FakeProvider
 from tests.test_gunicorn import gunicorn, post, pyea_env
@@ -87,35 +91,36 @@ def max_in_any_window(times: list[float], window_s: float) -> int:
     return best
 
 
+def hammer(urls: list[str], feeds: int, seconds: float, clients: int) -> Counter[int]:
+    """``clients`` threads posting random ``coin-<n>`` feeds round-robin to ``urls`` for ``seconds``; the
+    status codes they got."""
+    deadline = time.monotonic() + seconds
+
+    def client(seed: int) -> Counter[int]:
+        rng, seen = random.Random(seed), Counter()
+        with requests.Session() as session:
+            while time.monotonic() < deadline:
+                body = {"id": "1", "data": {"coinid": f"coin-{rng.randrange(feeds)}", "quote": "USD"}}
+                seen[session.post(urls[seed % len(urls)], json=body, timeout=30).status_code] += 1
+        return seen
+
+    statuses: Counter[int] = Counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        for seen in pool.map(client, range(clients)):
+            statuses.update(seen)
+    return statuses
+
+
 def test_a_60_per_minute_tier_holds_under_four_workers_hammering_500_feeds(tmp_path: Path,
                                                                             provider: FakeProvider) -> None:
     """The issue's load test: 4 workers x 8 threads, 500 distinct feeds, 60 s of load, warming on."""
-    import random
-    from collections import Counter
-    from concurrent.futures import ThreadPoolExecutor
-
-    import requests
-
     feeds = 500
     for i in range(feeds):
         provider.prices[(f"coin-{i}", "usd")] = 1.0 + i
     env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="4", EA_THREADS="8", RATE_LIMIT_ENABLED="true",
                    RATE_LIMIT_CAPACITY="60", WARMUP_INTERVAL="5000", CACHE_MAX_AGE="15000", CACHE_MIN_AGE="0")
-    statuses: Counter[int] = Counter()
     with gunicorn(env, tmp_path / "gunicorn.log") as server:
-        deadline = time.monotonic() + 60
-
-        def hammer(seed: int) -> Counter[int]:
-            rng, seen = random.Random(seed), Counter()
-            with requests.Session() as session:
-                while time.monotonic() < deadline:
-                    body = {"id": "1", "data": {"coinid": f"coin-{rng.randrange(feeds)}", "quote": "USD"}}
-                    seen[session.post(server.url, json=body, timeout=30).status_code] += 1
-            return seen
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            for seen in pool.map(hammer, range(32)):
-                statuses.update(seen)
+        statuses = hammer([server.url], feeds, 60, 32)
         times = [c.at for c in provider.calls]
     print(f"\nrate limit 60/min: {sum(statuses.values())} requests {dict(statuses)}, {len(times)} provider calls, "
           f"at most {max_in_any_window(times, 60.0)} in any 60 s")

@@ -18,7 +18,7 @@ import requests
 
 from app.testing import FakeProvider, GunicornProcess
 from tests.servers import RedisServer
-from tests.test_background_gunicorn import max_in_any_window
+from tests.test_background_gunicorn import hammer, max_in_any_window
 from tests.test_gunicorn import gunicorn, post, pyea_env
 
 
@@ -98,23 +98,10 @@ def test_three_instances_share_one_30_per_minute_tier(tmp_path: Path, provider: 
         provider.prices[(f"coin-{i}", "usd")] = 1.0 + i
     limited = {"RATE_LIMIT_ENABLED": "true", "RATE_LIMIT_CAPACITY": "30", "WARMUP_INTERVAL": "5000",
                "CACHE_MAX_AGE": "15000", "CACHE_MIN_AGE": "0"}
-    statuses: Counter[int] = Counter()
     with ExitStack() as stack:
         servers = [stack.enter_context(gunicorn(instance_env(tmp_path, n, provider, redis_url, **limited),
                                                 tmp_path / f"{n}.log")) for n in ("a", "b", "c")]
-        deadline = time.monotonic() + 60
-
-        def hammer(seed: int) -> Counter[int]:
-            rng, seen = random.Random(seed), Counter()
-            with requests.Session() as session:
-                while time.monotonic() < deadline:
-                    body = {"id": "1", "data": {"coinid": f"coin-{rng.randrange(feeds)}", "quote": "USD"}}
-                    seen[session.post(servers[seed % 3].url, json=body, timeout=30).status_code] += 1
-            return seen
-
-        with ThreadPoolExecutor(max_workers=24) as pool:
-            for seen in pool.map(hammer, range(24)):
-                statuses.update(seen)
+        statuses = hammer([server.url for server in servers], feeds, 60, 24)
         times = [c.at for c in provider.calls]
     print(f"\nshared 30/min over 3 instances: {dict(statuses)}, {len(times)} provider calls, at most "
           f"{max_in_any_window(times, 60.0)} in any 60 s")
