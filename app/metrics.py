@@ -61,6 +61,16 @@ class Metrics:
         self.credits = self._counter("rate_limit_credits_spent_total", "Provider quota slots spent", ())
         self.coalescing_waits = self._counter("request_coalescing_waits_total",
                                               "Requests that waited for an identical request's fetch", ())
+        self.ws_connections = self._gauge("ws_connection_active", "Open provider websocket connections",
+                                          ("endpoint",))
+        self.ws_errors = self._counter("ws_connection_errors", "Provider websocket connections that failed or "
+                                       "were lost", ("endpoint",))
+        self.ws_subscriptions = self._gauge("ws_subscription_active", "Feeds subscribed on provider websockets",
+                                            ("endpoint",))
+        self.ws_subscribed = self._counter("ws_subscription_total", "Subscribe requests sent to providers",
+                                           ("endpoint",))
+        self.ws_messages = self._counter("ws_message_total", "Messages received from provider websockets",
+                                         ("endpoint", "kind"))
 
     def render(self) -> bytes:
         return generate_latest(self.exposition)

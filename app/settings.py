@@ -269,6 +269,22 @@ class Settings:
                                                   "failure in a row", "host", minimum=10, unit="ms")
     PLUGIN_RESTART_BACKOFF_MAX_MS: int = setting(30000, "Longest wait between restarts", "host", minimum=10,
                                                  unit="ms")
+    # websockets
+    WS_ENABLED: bool = setting(False, "Stream values over the provider's websocket where the adapter can (else "
+                                      "its HTTP fallback is polled)", "websockets")
+    WS_SUBSCRIPTION_TTL: int = setting(120000, "A streamed feed nobody asked for this long is unsubscribed",
+                                       "websockets", minimum=100, unit="ms")
+    WS_SUBSCRIPTION_UNRESPONSIVE_TTL: int = setting(120000, "A subscribed feed silent this long is resubscribed; "
+                                                            "a connection silent this long is reopened",
+                                                    "websockets", minimum=100, unit="ms")
+    WS_CONNECTION_OPEN_TIMEOUT: int = setting(10000, "Longest wait for a websocket to open", "websockets",
+                                              minimum=100, unit="ms")
+    WS_HEARTBEAT_INTERVAL_MS: int = setting(10000, "Time between pings on an open websocket (a missed pong "
+                                                   "reopens it)", "websockets", minimum=100, unit="ms")
+    WS_RECONNECT_BACKOFF_MS: int = setting(500, "First wait before reopening a failed websocket; doubles on each "
+                                                "failure in a row", "websockets", minimum=10, unit="ms")
+    WS_RECONNECT_BACKOFF_MAX_MS: int = setting(30000, "Longest wait between reopening attempts", "websockets",
+                                               minimum=10, unit="ms")
     # coalescing
     REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across worker "
                                                       "processes (threads of a process always are)",
