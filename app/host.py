@@ -179,16 +179,14 @@ class Host:
         self.requester = Requester(timeout_ms=self.settings.API_TIMEOUT, retries=self.settings.RETRY,
                                    pool_size=max(self.settings.EA_THREADS, 4), secrets=config.secrets(),
                                    metrics=self.metrics)
-        ttl = self.settings.WARMUP_SUBSCRIPTION_TTL
-        if self.shared is not None:
-            self.subscriptions: SubscriptionStore = RedisSubscriptionStore(self.shared, ttl)
-        else:
-            self.subscriptions = SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"), ttl)
+        self.subscriptions = self._subscription_store(self.settings.WARMUP_SUBSCRIPTION_TTL)
+        self.stream_subscriptions = self._subscription_store(self.settings.WS_SUBSCRIPTION_TTL)
         self.limiters = {cfg.adapter.name: self._limiter(cfg.rate_limit)
                          for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
-                                             self.limiters.get(cfg.adapter.name), self.metrics)
+                                             self.limiters.get(cfg.adapter.name), self.metrics,
+                                             self.stream_subscriptions)
             for cfg in config.adapters if not cfg.cmd}
         self.remotes = {cfg.adapter.name: RemoteAdapter(cfg.adapter.name, config.ports[cfg.adapter.name],
                                                         self.settings)
@@ -196,6 +194,12 @@ class Host:
         self.default: AdapterRuntime | RemoteAdapter = (self.adapters.get(config.adapters[0].adapter.name)
                                                         or self.remotes[config.adapters[0].adapter.name])
         self.background: Background | None = None
+
+    def _subscription_store(self, ttl_ms: int) -> SubscriptionStore:
+        """Entries carry their own expiry, so stores with different TTLs can share one backing store."""
+        if self.shared is not None:
+            return RedisSubscriptionStore(self.shared, ttl_ms)
+        return SubscriptionStore(os.path.join(self.settings.CACHE_DIR, "pyea-subscriptions"), ttl_ms)
 
     def _limiter(self, limit: RateLimit) -> RateLimiter:
         if self.shared is not None:
@@ -227,6 +231,7 @@ class Host:
         for limiter in self.limiters.values():
             limiter.close()
         self.subscriptions.close()
+        self.stream_subscriptions.close()
         self.cache.close()
         if self.shared is not None:
             self.shared.close()

@@ -75,10 +75,13 @@ class EndpointRuntime:
 
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
-                 subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics) -> None:
+                 subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics,
+                 stream_subscriptions: SubscriptionStore | None = None) -> None:
         self.config = config
         self.metrics = metrics
         self.subscriptions = subscriptions
+        #: Streamed feeds expire after WS_SUBSCRIPTION_TTL, not WARMUP_SUBSCRIPTION_TTL.
+        self.stream_subscriptions = stream_subscriptions or subscriptions
         self.limiter = limiter
         self.foreground = LimitedSender(requester, limiter, background=False, wait_s=0)
         self.background = LimitedSender(requester, limiter, background=True, wait_s=settings.WARMUP_INTERVAL / 1000)
@@ -98,13 +101,21 @@ class AdapterRuntime:
         """Ask the background to keep this feed fresh; on a miss this request will not fetch itself, to fetch it
         now (see ``SubscriptionStore``)."""
         if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED:
-            self.subscriptions.subscribe(key, endpoint.name, params, force=missed,
-                                         announce=missed and not self.fetches_in_foreground(endpoint))
+            store = self.stream_subscriptions if self.streams(endpoint) else self.subscriptions
+            store.subscribe(key, endpoint.name, params, force=missed,
+                            announce=missed and not self.fetches_in_foreground(endpoint))
+
+    def streams(self, endpoint: EndpointRuntime) -> bool:
+        """Whether the endpoint's values arrive over a provider stream (a streaming transport, WS_ENABLED)."""
+        return getattr(endpoint.transport, "streamed", False) and self.settings.WS_ENABLED
 
     def fetches_in_foreground(self, endpoint: EndpointRuntime) -> bool:
         """Whether a request that misses fetches the feed itself; a reader (EA_MODE=reader) leaves every fetch
         to the writers and waits for the cache, as it does for a streamed feed."""
-        return endpoint.transport.fetches_in_foreground and self.settings.EA_MODE != "reader"
+        if self.settings.EA_MODE == "reader":
+            return False
+        return endpoint.transport.fetches_in_foreground or (
+            getattr(endpoint.transport, "streamed", False) and not self.settings.WS_ENABLED)
 
     def resolve_endpoint(self, requested: Any) -> EndpointRuntime:
         name = requested or self.config.adapter.default_endpoint

@@ -17,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
 from app.transports.http import HttpTransport
+from app.transports.websocket import WebSocketTransport
 from app.warmer import Warmer
 
 if TYPE_CHECKING:
@@ -36,8 +37,10 @@ class Background:
         self.leader = False
         self._stopping = threading.Event()
         self.warmer = Warmer(host.subscriptions, self.still_leader)
+        self.streams: list = []  # app.streaming.Stream, one per streamed endpoint
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=4)},
+            # The lease has a thread of its own: renewal never waits behind a long refresh cycle.
+            executors={"default": ThreadPoolExecutor(max_workers=4), "lease": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
 
     def start(self) -> None:
@@ -46,11 +49,15 @@ class Background:
         self._hold_lease()  # decided before the first request, so /health?deep=1 is right from the start
         renew = self.lease.ttl_s / 3
         self.scheduler.add_job(self._hold_lease, "interval", seconds=renew,
-                               next_run_time=now + timedelta(seconds=renew), id="lease")
+                               next_run_time=now + timedelta(seconds=renew), id="lease", executor="lease")
         interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
         for adapter in self.host.adapters.values():
             for endpoint in adapter.endpoints.values():
-                if isinstance(endpoint.transport, HttpTransport):
+                if adapter.streams(endpoint):
+                    from app.streaming import Stream  # websockets is loaded only where something streams
+
+                    self.streams.append(Stream(endpoint, self.host.stream_subscriptions, self.still_streaming))
+                elif isinstance(endpoint.transport, HttpTransport | WebSocketTransport):
                     self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
                                            next_run_time=now + interval, args=(endpoint,),
                                            id=f"warm:{adapter.name}:{endpoint.name}")
@@ -62,16 +69,24 @@ class Background:
         poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
         self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
         self.scheduler.start()
+        for stream in self.streams:
+            stream.start()
 
     def stop(self) -> None:
         """Let running jobs finish their current batch, then give the lease up for another process."""
         self._stopping.set()
+        for stream in self.streams:
+            stream.stop()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.leader:
             self.lease.release()
             self.leader = False
         self.lease.close()
+
+    def still_streaming(self) -> bool:
+        """Streams run while this process leads; they follow the lease job's view rather than renewing it."""
+        return self.leader and not self._stopping.is_set()
 
     def still_leader(self) -> bool:
         """Checked before each provider batch: renew now, so a batch never starts on a lease about to lapse."""

@@ -273,7 +273,7 @@ class Settings:
     WS_ENABLED: bool = setting(False, "Stream values over the provider's websocket where the adapter can (else "
                                       "its HTTP fallback is polled)", "websockets")
     WS_SUBSCRIPTION_TTL: int = setting(120000, "A streamed feed nobody asked for this long is unsubscribed",
-                                       "websockets", minimum=100, unit="ms")
+                                       "websockets", minimum=250, unit="ms")
     WS_SUBSCRIPTION_UNRESPONSIVE_TTL: int = setting(120000, "A subscribed feed silent this long is resubscribed; "
                                                             "a connection silent this long is reopened",
                                                     "websockets", minimum=100, unit="ms")

@@ -6,6 +6,7 @@ runs the same command an operator runs. Tests and benchmarks share these so they
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -210,3 +211,118 @@ class GunicornProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class FakeTickerStream:
+    """A websocket server on 127.0.0.1 speaking Coinbase Exchange's ``ticker`` channel, scripted by the test.
+
+    A subscribe is acknowledged and answered with each product's current price from ``prices`` (an unknown
+    product gets an ``error`` message); ``push`` sends a new price to every connection subscribed to it.
+    ``muted`` products get no tickers; ``drop()`` cuts every connection; ``stop()``/``start()`` restart the
+    server on the same port. ``received`` lists every client message, ``opened`` counts connections.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.port = port or free_port()
+        self.url = f"ws://127.0.0.1:{self.port}"
+        self.prices: dict[str, str] = {"ETH-USD": "3021.50", "BTC-USD": "97000.00", "LINK-USD": "14.25"}
+        self.muted: set[str] = set()
+        self.received: list[dict[str, Any]] = []
+        self.opened = 0
+        self._subscribed: dict[Any, set[str]] = {}
+        self._lock = threading.Lock()
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> FakeTickerStream:
+        from websockets.sync.server import serve
+
+        self._server = serve(self._handle, "127.0.0.1", self.port)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._thread.join(5)
+            self._server = None
+        with self._lock:
+            self._subscribed.clear()
+
+    def __enter__(self) -> FakeTickerStream:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def subscribed(self) -> list[set[str]]:
+        """The products each open connection is subscribed to."""
+        with self._lock:
+            return [set(products) for products in self._subscribed.values()]
+
+    def messages(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.received if m.get("type") == kind]
+
+    def push(self, product: str, price: str) -> None:
+        self.prices[product] = price
+        with self._lock:
+            targets = [ws for ws, products in self._subscribed.items() if product in products]
+        for ws in targets:
+            self._send_ticker(ws, product)
+
+    def send_raw(self, text: str) -> None:
+        with self._lock:
+            targets = list(self._subscribed)
+        for ws in targets:
+            ws.send(text)
+
+    def drop(self) -> None:
+        """Cut every connection without a closing handshake, as a network failure would."""
+        with self._lock:
+            targets = list(self._subscribed)
+        for ws in targets:
+            ws.socket.shutdown(socket.SHUT_RDWR)
+
+    def _handle(self, ws: Any) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        with self._lock:
+            self.opened += 1
+            self._subscribed[ws] = set()
+        try:
+            for raw in ws:
+                message = json.loads(raw)
+                with self._lock:
+                    self.received.append(message)
+                products = list(message.get("product_ids", []))
+                if message.get("type") == "subscribe":
+                    with self._lock:
+                        self._subscribed[ws] |= set(products)
+                    ws.send(json.dumps({"type": "subscriptions", "channels": [{"name": "ticker",
+                                                                                "product_ids": products}]}))
+                    for product in products:
+                        self._send_ticker(ws, product)
+                elif message.get("type") == "unsubscribe":
+                    with self._lock:
+                        self._subscribed[ws] -= set(products)
+        except (ConnectionClosed, OSError, ValueError):
+            pass  # a cut connection, or a client sending garbage: the connection just ends
+        finally:
+            with self._lock:
+                self._subscribed.pop(ws, None)
+
+    def _send_ticker(self, ws: Any, product: str) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if product in self.muted:
+            return
+        price = self.prices.get(product)
+        if price is None:
+            message = {"type": "error", "message": "Failed to subscribe", "reason": f"{product} is not a valid product"}
+        else:
+            message = {"type": "ticker", "sequence": 1, "product_id": product, "price": price,
+                       "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"}
+        with contextlib.suppress(ConnectionClosed, OSError):  # the connection went away meanwhile
+            ws.send(json.dumps(message))

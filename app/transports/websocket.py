@@ -32,6 +32,11 @@ class WebSocketTransport(Transport):
     def __init__(self, fallback: HttpTransport | None = None) -> None:
         self.fallback = fallback
 
+    @property
+    def max_batch_size(self) -> int:
+        """The fallback's batch size, for the warmer when it polls the fallback."""
+        return getattr(self.fallback, "max_batch_size", 1)
+
     def stream_id(self, params: Params, config: Mapping[str, Any]) -> str:
         """The feed's name on the stream (e.g. ``ETH-USD``); messages are matched to feeds by it."""
         raise NotImplementedError
