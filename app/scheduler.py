@@ -17,7 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
 from app.transports.http import HttpTransport
-from app.transports.websocket import WebSocketTransport
+from app.transports.stream import StreamingTransport
 from app.warmer import Warmer
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class Background:
                     from app.streaming import Stream  # websockets is loaded only where something streams
 
                     self.streams.append(Stream(endpoint, self.host.stream_subscriptions, self.still_streaming))
-                elif isinstance(endpoint.transport, HttpTransport | WebSocketTransport):
+                elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
                     self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
                                            next_run_time=now + interval, args=(endpoint,),
                                            id=f"warm:{adapter.name}:{endpoint.name}")

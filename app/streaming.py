@@ -1,10 +1,12 @@
-"""Running a ``WebSocketTransport``: one connection per streamed endpoint, in the process holding the lease.
+"""Running a streaming transport (websocket or SSE): one connection per streamed endpoint, in the process
+holding the lease.
 
 Each stream thread keeps the provider's subscriptions equal to the feeds nodes asked for within
 ``WS_SUBSCRIPTION_TTL`` (checked every ``RECONCILE_S``), writes every value it receives into the cache, and
 heals itself:
 
-- a feed silent for ``WS_SUBSCRIPTION_UNRESPONSIVE_TTL`` is unsubscribed and subscribed again;
+- a feed silent for ``WS_SUBSCRIPTION_UNRESPONSIVE_TTL`` is unsubscribed and subscribed again (an SSE stream,
+  whose feeds are fixed by its URL, is reopened instead);
 - a connection silent that long, or one that misses a pong (``WS_HEARTBEAT_INTERVAL_MS``), is reopened;
 - a failed connection is retried with capped exponential back-off and jitter, moving to the next URL when
   the adapter lists failovers, and after reconnecting every live subscription is restored;
@@ -13,27 +15,31 @@ heals itself:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+import requests
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from app.errors import SharedStoreUnavailable
+from app.errors import AdapterError, SharedStoreUnavailable
 from app.requester import now_ms
 from app.transports import FeedOutcome, Params
+from app.transports.sse import SseTransport
 
 if TYPE_CHECKING:
     from websockets.sync.client import ClientConnection
 
     from app.runtime import EndpointRuntime
     from app.subscriptions import SubscriptionStore
-    from app.transports.websocket import WebSocketTransport
+    from app.transports.stream import StreamingTransport
 
 log = logging.getLogger("pyea.streaming")
 
@@ -53,7 +59,7 @@ class Stream:
     def __init__(self, endpoint: EndpointRuntime, store: SubscriptionStore, is_leader: Callable[[], bool]) -> None:
         self.endpoint = endpoint
         self.adapter = endpoint.adapter
-        self.transport: WebSocketTransport = endpoint.transport  # type: ignore[assignment]
+        self.transport: StreamingTransport = endpoint.transport  # type: ignore[assignment]
         self.settings = self.adapter.settings
         self.store = store
         self.is_leader = is_leader
@@ -90,7 +96,7 @@ class Stream:
             try:
                 self._connect_and_serve(url)
                 failures = 0
-            except (OSError, TimeoutError, WebSocketException, StreamSilent) as exc:
+            except (OSError, TimeoutError, WebSocketException, requests.RequestException, StreamSilent) as exc:
                 failures += 1
                 self.adapter.metrics.ws_errors.labels(*self._labels).inc()
                 delay = self._backoff_s(failures)
@@ -104,21 +110,30 @@ class Stream:
         return capped * random.uniform(0.75, 1.0)
 
     def _connect_and_serve(self, url: str) -> None:
+        if isinstance(self.transport, SseTransport):
+            self._serve_sse(url)
+            return
         settings = self.settings
         heartbeat = settings.WS_HEARTBEAT_INTERVAL_MS / 1000
         with connect(url, open_timeout=settings.WS_CONNECTION_OPEN_TIMEOUT / 1000, ping_interval=heartbeat,
-                     ping_timeout=heartbeat, close_timeout=1, proxy=None) as ws:
-            self.connected = True
-            self.adapter.metrics.ws_connections.labels(*self._labels).set(1)
-            log.info("%s/%s: websocket open to %s", self.adapter.name, self.endpoint.name, _safe(url))
-            try:
-                self._serve(ws)
-            finally:
-                self.connected = False
-                self.subscribed = {}
-                self._heard = {}
-                self.adapter.metrics.ws_connections.labels(*self._labels).set(0)
-                self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(0)
+                     ping_timeout=heartbeat, close_timeout=1, proxy=None) as ws, self._open(url):
+            self._serve(ws)
+
+    @contextlib.contextmanager
+    def _open(self, url: str) -> Iterator[None]:
+        """Bookkeeping of one open connection; whatever ends it, nothing is subscribed any more."""
+        self.connected = True
+        self.adapter.metrics.ws_connections.labels(*self._labels).set(1)
+        log.info("%s/%s: %s stream open to %s", self.adapter.name, self.endpoint.name, self.transport.kind,
+                 _safe(url))
+        try:
+            yield
+        finally:
+            self.connected = False
+            self.subscribed = {}
+            self._heard = {}
+            self.adapter.metrics.ws_connections.labels(*self._labels).set(0)
+            self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(0)
 
     def _serve(self, ws: ClientConnection) -> None:
         silent_s = self.settings.WS_SUBSCRIPTION_UNRESPONSIVE_TTL / 1000
@@ -140,19 +155,96 @@ class Stream:
                 self._reconcile(ws)
                 self._resubscribe_silent(ws, now, silent_s)
 
+    def _serve_sse(self, base_url: str) -> None:
+        """One SSE response carrying exactly the wanted feeds; returns (to be reopened at once) when they change."""
+        transport: SseTransport = self.transport  # type: ignore[assignment]
+        wanted = self._wanted_or_none()
+        if not wanted:
+            self._stop.wait(RECONCILE_S)  # nothing to stream yet
+            return
+        settings = self.settings
+        silent_s = settings.WS_SUBSCRIPTION_UNRESPONSIVE_TTL / 1000
+        url = transport.stream_url(base_url, sorted(wanted), self.adapter.values)
+        response = requests.get(url, headers={"Accept": "text/event-stream", **transport.headers(self.adapter.values)},
+                                stream=True, timeout=(settings.WS_CONNECTION_OPEN_TIMEOUT / 1000, silent_s))
+        lines: queue.Queue[str | BaseException] = queue.Queue()
+        reader = threading.Thread(target=_read_lines, args=(response, lines), name=f"{self._thread.name}-reader",
+                                  daemon=True)
+        try:
+            response.raise_for_status()
+            reader.start()
+            with self._open(base_url):
+                self.subscribed = wanted
+                self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(len(wanted))
+                self.adapter.metrics.ws_subscribed.labels(*self._labels).inc(len(wanted))
+                self._read_events(lines, silent_s)
+        finally:
+            response.close()
+            if reader.is_alive():
+                reader.join(timeout=2)
+
+    def _read_events(self, lines: queue.Queue, silent_s: float) -> None:
+        event, data = "message", []
+        heard = reconciled = time.monotonic()
+        while not self._stop.is_set() and self.is_leader():
+            try:
+                line = lines.get(timeout=RECV_TIMEOUT_S)
+            except queue.Empty:
+                line = None
+            now = time.monotonic()
+            if isinstance(line, BaseException):
+                raise line
+            if line is not None:
+                heard = now
+                if line == "":  # a blank line ends an event
+                    if data:
+                        text = "\n".join(data)
+                        self._handle_values(lambda name=event, body=text: self.transport.parse_event(
+                            name, body, self.adapter.values), text)
+                    event, data = "message", []
+                elif line.startswith("data:"):
+                    data.append(line[5:].removeprefix(" "))
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
+                # comments (":" keep-alives), id: and retry: lines only show the stream is alive
+            elif now - heard > silent_s:
+                raise StreamSilent(f"nothing received for {silent_s:g} s")
+            if now - reconciled >= RECONCILE_S:
+                reconciled = now
+                wanted = self._wanted_or_none()
+                if wanted is not None and set(wanted) != set(self.subscribed):
+                    return  # the feeds changed: reopen with the new set
+                if wanted is not None:
+                    self.subscribed = wanted
+                silent = [s for s in self.subscribed if now - self._heard.get(s, now - silent_s / 2) > silent_s]
+                if silent:
+                    raise StreamSilent(f"{len(silent)} feeds silent for {silent_s:g} s")
+
+    def _wanted_or_none(self) -> dict[str, list[Params]] | None:
+        try:
+            return self._wanted()
+        except SharedStoreUnavailable:
+            return None
+
     # --------------------------------------------------------------------------------------- subscriptions
 
     def _wanted(self) -> dict[str, list[Params]]:
         wanted: dict[str, list[Params]] = {}
         for subscription in self.store.live(self.prefix):
-            stream_id = self.transport.stream_id(subscription.params, self.adapter.values)
+            try:
+                stream_id = self.transport.stream_id(subscription.params, self.adapter.values)
+            except AdapterError as exc:
+                # A feed the stream cannot carry: the waiting request gets the reason now, not a timeout.
+                at = now_ms()
+                self._store(subscription.params, FeedOutcome(subscription.params, exc, None, at, at))
+                self.store.drop(subscription.key)
+                continue
             wanted.setdefault(stream_id, []).append(subscription.params)
         return wanted
 
     def _reconcile(self, ws: ClientConnection) -> None:
-        try:
-            wanted = self._wanted()
-        except SharedStoreUnavailable:
+        wanted = self._wanted_or_none()
+        if wanted is None:
             return  # keep what is subscribed until the store answers again
         new = [s for s in wanted if s not in self.subscribed]
         gone = [s for s in self.subscribed if s not in wanted]
@@ -190,9 +282,12 @@ class Stream:
     # -------------------------------------------------------------------------------------------- messages
 
     def _handle(self, raw: str | bytes) -> None:
+        self._handle_values(lambda: self.transport.parse_message(json.loads(raw), self.adapter.values), raw)
+
+    def _handle_values(self, parse: Callable[[], list], raw: str | bytes) -> None:
         metrics = self.adapter.metrics
         try:
-            values = self.transport.parse_message(json.loads(raw), self.adapter.values)
+            values = parse()
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             metrics.ws_messages.labels(self.endpoint.name, "error", *metrics.labels).inc()
             now = time.monotonic()
@@ -230,15 +325,29 @@ class Stream:
             self._stop.wait(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def _poll_fallback(self) -> None:
-        try:
-            feeds = [params for group in self._wanted().values() for params in group]
-        except SharedStoreUnavailable:
+        wanted = self._wanted_or_none()
+        if wanted is None:
             return
+        feeds = [params for group in wanted.values() for params in group]
         size = max(1, getattr(self.transport.fallback, "max_batch_size", 1))
         for start in range(0, len(feeds), size):
             for feed in self.transport.fetch(feeds[start:start + size], self.adapter.values,
                                              self.adapter.background):
                 self._store(feed.params, feed)
+
+
+def _read_lines(response: requests.Response, lines: queue.Queue) -> None:
+    """The SSE response's lines, into ``lines``; the exception that ended it, last (closing the response from
+    the stream thread ends it)."""
+    # Chunked responses (what SSE servers send) are read chunk by chunk as they arrive; anything else byte by
+    # byte, since waiting for a fuller buffer would hold events back.
+    chunk_size = None if response.headers.get("transfer-encoding", "").lower() == "chunked" else 1
+    try:
+        for line in response.iter_lines(chunk_size=chunk_size, decode_unicode=True):
+            lines.put(line)
+        lines.put(ConnectionError("the event stream ended"))
+    except Exception as exc:  # whatever ended the response is, to the stream, a lost connection
+        lines.put(ConnectionError(f"the event stream failed ({type(exc).__name__}: {exc})"))
 
 
 def _safe(url: str) -> str:

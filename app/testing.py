@@ -326,3 +326,121 @@ class FakeTickerStream:
                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"}
         with contextlib.suppress(ConnectionClosed, OSError):  # the connection went away meanwhile
             ws.send(json.dumps(message))
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.01) -> Any:
+    """Poll ``condition`` until it returns something truthy (returned), failing with ``what`` after
+    ``timeout_s``. Tests wait for behaviour this way instead of sleeping a fixed time."""
+    deadline = time.monotonic() + timeout_s
+    while not (result := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout_s} s: {what}")
+        time.sleep(interval_s)
+    return result
+
+
+class FakeHermes:
+    """An HTTP server on 127.0.0.1 speaking Pyth Hermes: the SSE price stream and the latest-price call.
+
+    ``prices`` maps a feed id (64 hex digits, no ``0x``) to an integer price with exponent -8. A stream request
+    gets one event per feed at once, then an event whenever ``push`` changes a price, and a keep-alive comment
+    every 0.2 s. ``streams`` lists the feed ids each stream request asked for; ``drop()`` ends every open stream.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.prices: dict[str, int] = {}
+        self.streams: list[list[str]] = []
+        self._queues: list[Any] = []
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                fake._serve(self)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+
+        self._server = Server(("127.0.0.1", port), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
+
+    def __enter__(self) -> FakeHermes:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
+        self._server.shutdown()
+        self._server.server_close()
+
+    def push(self, feed: str, price: int) -> None:
+        self.prices[feed] = price
+        with self._lock:
+            for ids, updates in self._queues:
+                if feed in ids:
+                    updates.put(feed)
+
+    def drop(self) -> None:
+        with self._lock:
+            for _, updates in self._queues:
+                updates.put(None)
+
+    def _update(self, feeds: list[str]) -> dict[str, Any]:
+        return {"binary": {"encoding": "hex", "data": []},
+                "parsed": [{"id": f, "price": {"price": str(self.prices[f]), "conf": "1000", "expo": -8,
+                                               "publish_time": int(time.time())}} for f in feeds if f in self.prices]}
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        import queue
+
+        parts = urlsplit(handler.path)
+        feeds = [v.removeprefix("0x").lower() for k, v in parse_qsl(parts.query) if k == "ids[]"]
+        if parts.path == "/v2/updates/price/latest":
+            body = json.dumps(self._update(feeds)).encode()
+            handler.send_response(200)
+            handler.send_header("content-type", "application/json")
+            handler.send_header("content-length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+            return
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("cache-control", "no-cache")
+        handler.send_header("transfer-encoding", "chunked")
+        handler.end_headers()
+
+        def send(text: str) -> None:
+            data = text.encode()
+            handler.wfile.write(f"{len(data):X}\r\n".encode() + data + b"\r\n")
+            handler.wfile.flush()
+
+        updates: queue.Queue[str | None] = queue.Queue()
+        entry = (set(feeds), updates)
+        with self._lock:
+            self.streams.append(feeds)
+            self._queues.append(entry)
+        try:
+            send(f"data: {json.dumps(self._update(feeds))}\n\n")
+            while True:
+                try:
+                    feed = updates.get(timeout=0.2)
+                except queue.Empty:
+                    send(": keep-alive\n\n")
+                    continue
+                if feed is None:
+                    handler.wfile.write(b"0\r\n\r\n")
+                    return
+                send(f"data: {json.dumps(self._update([feed]))}\n\n")
+        except OSError:
+            return  # the client went away
+        finally:
+            with self._lock:
+                self._queues.remove(entry)
+            handler.close_connection = True

@@ -13,7 +13,6 @@ import shlex
 import signal
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from app import create_app
 from app.host import load_config
 from app.settings import Settings, SettingsError
 from app.supervisor import PORTS_ENV, Supervisor, plan_workers
-from app.testing import REPO, FakeProvider
+from app.testing import REPO, FakeProvider, wait_for
 from tests.test_coinmarketcap import KEY, cmc
 from tests.test_gunicorn import assert_json_error, gunicorn, post, pyea_env
 
@@ -39,15 +38,6 @@ def host_env(tmp_path: Path, provider: FakeProvider, cmd: str, **settings: str) 
         "COINMARKETCAP_API_ENDPOINT": provider.url, "COINMARKETCAP_CMD": cmd, "PLUGIN_HEALTH_INTERVAL_MS": "200",
         "PLUGIN_RESTART_BACKOFF_MS": "100", **settings})
 
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.05)
 
 
 def worker(url: str) -> dict[str, Any]:

@@ -7,11 +7,11 @@ import os
 import signal
 from pathlib import Path
 
-from app.testing import FakeProvider
+from app.testing import FakeProvider, wait_for
 from tests.servers import PrometheusServer
 from tests.test_coinmarketcap import cmc
 from tests.test_gunicorn import gunicorn, post
-from tests.test_out_of_process import CMC_REQUEST, host_env, wait_for, worker_up
+from tests.test_out_of_process import CMC_REQUEST, host_env, worker_up
 
 
 def test_prometheus_scrapes_every_adapter_and_sees_a_dead_worker(tmp_path: Path, provider: FakeProvider) -> None:

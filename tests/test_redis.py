@@ -21,7 +21,7 @@ from app.limits import RateLimit
 from app.ratelimit_redis import RedisRateLimiter
 from app.settings import SettingsError
 from app.shared import Shared, connect
-from app.testing import FakeProvider
+from app.testing import FakeProvider, wait_for
 from tests.conftest import node_request
 from tests.servers import RedisServer
 
@@ -32,13 +32,6 @@ def shared(url: str, open_s: float = 1.0) -> Shared:
     settings = load_config({"CACHE_TYPE": "redis", "CACHE_REDIS_URL": url}).settings
     return Shared(connect(settings), "test", open_s=open_s)
 
-
-def wait_for(condition, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.02)
-    return result
 
 
 # ---------------------------------------------------------------------------------------------- settings

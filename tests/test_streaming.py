@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from app.testing import FakeProvider, FakeTickerStream, Reply
+from app.testing import FakeProvider, FakeTickerStream, Reply, wait_for
 from tests.conftest import node_request
 
 PRODUCTS = [f"C{i:02d}-USD" for i in range(50)]
@@ -39,13 +39,6 @@ def streaming_app(make_app, stream: FakeTickerStream) -> Callable[..., Any]:
 
     return build
 
-
-def wait_for(condition: Callable[[], Any], timeout_s: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"not within {timeout_s} s: {what}"
-        time.sleep(0.005)
-    return result
 
 
 def price(client: Any, product: str) -> Any:
