@@ -34,15 +34,21 @@ def connect(settings: Settings) -> redis.Redis:
     timeout = settings.CACHE_REDIS_TIMEOUT / 1000
     # No retries inside redis-py: its default backs off for seconds, far past CACHE_REDIS_TIMEOUT, while the
     # breaker here already decides when to try again.
-    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True,
-               "max_connections": max(settings.EA_THREADS + 8, 16), "health_check_interval": 30,
-               "retry": Retry(NoBackoff(), 0)}
+    connection = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "decode_responses": True,
+                  "health_check_interval": 30, "retry": Retry(NoBackoff(), 0),
+                  "password": settings.CACHE_REDIS_PASSWORD or None}
+    # Threads beyond the pool's size wait (up to the same timeout) for a free connection instead of failing.
+    pool = {"max_connections": max(settings.EA_THREADS + 8, 16), "timeout": timeout}
     if settings.CACHE_REDIS_URL:
-        return redis.Redis.from_url(settings.CACHE_REDIS_URL, **options)
-    password = settings.CACHE_REDIS_PASSWORD or None
-    if settings.CACHE_REDIS_PATH:
-        return redis.Redis(unix_socket_path=settings.CACHE_REDIS_PATH, password=password, **options)
-    return redis.Redis(host=settings.CACHE_REDIS_HOST, port=settings.CACHE_REDIS_PORT, password=password, **options)
+        connection.pop("password")  # the URL's own, if any
+        blocking = redis.BlockingConnectionPool.from_url(settings.CACHE_REDIS_URL, **pool, **connection)
+    elif settings.CACHE_REDIS_PATH:
+        blocking = redis.BlockingConnectionPool(connection_class=redis.UnixDomainSocketConnection,
+                                                path=settings.CACHE_REDIS_PATH, **pool, **connection)
+    else:
+        blocking = redis.BlockingConnectionPool(host=settings.CACHE_REDIS_HOST, port=settings.CACHE_REDIS_PORT,
+                                                **pool, **connection)
+    return redis.Redis(connection_pool=blocking, retry=Retry(NoBackoff(), 0))
 
 
 def describe_target(settings: Settings) -> str:
