@@ -25,7 +25,7 @@ from app.adapter import Adapter, Endpoint
 from app.cache import Cache, make_cache
 from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
-from app.limits import RateLimit, load_limits, resolve_rate_limit
+from app.limits import RateLimit, WsLimits, load_limits, resolve_rate_limit, resolve_ws_limits
 from app.metrics import Metrics
 from app.ratelimit import RateLimiter
 from app.remote import RemoteAdapter
@@ -54,6 +54,7 @@ class AdapterConfig:
     rate_limit: RateLimit | None
     #: ``<NAME>_CMD``: the command that serves this adapter in its own process ("" = in the host's workers).
     cmd: str = ""
+    ws_limits: WsLimits = dataclasses.field(default_factory=WsLimits)
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     settings, problems = Settings.parse(env)
     names = [n.lower() for n in settings.ADAPTERS] or [DEFAULT_ADAPTER]
     known = available_adapters()
-    limits, limit_problems = load_limits()
+    limits, limit_problems = load_limits(Path(settings.LIMITS_FILE) if settings.LIMITS_FILE else None)
     problems += limit_problems
     configs = []
     for index, name in enumerate(names):
@@ -129,7 +130,8 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
             problems.append(Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})"))
     rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
     rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
-    problems += rate_problems + limit_problems
+    ws_limits, ws_problems = resolve_ws_limits(rate_settings, name, limits, prefix)
+    problems += rate_problems + limit_problems + ws_problems
     cmd_values, cmd_problems = parse_specs([CMD_SPEC], env, (f"{name.upper()}_",))
     cmd = cmd_values["CMD"]
     if cmd:
@@ -140,7 +142,7 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     problems += cmd_problems
     if problems:
         return None, problems
-    return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd), []
+    return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd, ws_limits), []
 
 
 def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str],

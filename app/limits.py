@@ -82,3 +82,31 @@ def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any
         return None, []  # the tier publishes no limit (e.g. "unlimited")
     return RateLimit(tier.get("rateLimit1s"), minute, tier.get("rateLimit1h"),
                      f"limits.json {provider}/{tier_name}", provider), []
+
+
+@dataclass(frozen=True)
+class WsLimits:
+    """A provider's websocket limits: connections at once, and subscriptions per connection (None: no limit)."""
+
+    connections: int | None = None
+    subscriptions: int | None = None
+
+
+def resolve_ws_limits(settings: Settings, adapter_name: str, doc: dict[str, Any], prefix: str = "",
+                      ) -> tuple[WsLimits, list[Problem]]:
+    """``limits.json`` ``<provider>.ws.<tier>`` (the ``RATE_LIMIT_API_TIER`` tier, else the first one)."""
+    provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
+    tiers = {name.lower(): tier for name, tier in doc.get(provider, {}).get("ws", {}).items()}
+    if not tiers:
+        return WsLimits(), []
+    tier_name = (settings.RATE_LIMIT_API_TIER or next(iter(tiers))).lower()
+    tier = tiers.get(tier_name, next(iter(tiers.values())))
+    values, problems = {}, []
+    for field_name in ("connections", "subscriptions"):
+        value = tier.get(field_name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            problems.append(Problem(f"limits.json {provider}.ws.{tier_name}.{field_name}", str(value),
+                                    "a whole number >= 1"))
+            value = None
+        values[field_name] = value
+    return WsLimits(**values), problems

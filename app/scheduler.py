@@ -37,7 +37,7 @@ class Background:
         self.leader = False
         self._stopping = threading.Event()
         self.warmer = Warmer(host.subscriptions, self.still_leader)
-        self.streams: list = []  # app.streaming.Stream, one per streamed endpoint
+        self.streams: list = []  # app.streaming.StreamSet, one per streamed endpoint
         self.scheduler = BackgroundScheduler(
             # The lease has a thread of its own: renewal never waits behind a long refresh cycle.
             executors={"default": ThreadPoolExecutor(max_workers=4), "lease": ThreadPoolExecutor(max_workers=1)},
@@ -54,9 +54,10 @@ class Background:
         for adapter in self.host.adapters.values():
             for endpoint in adapter.endpoints.values():
                 if adapter.streams(endpoint):
-                    from app.streaming import Stream  # websockets is loaded only where something streams
+                    from app.streaming import StreamSet  # websockets is loaded only where something streams
 
-                    self.streams.append(Stream(endpoint, self.host.stream_subscriptions, self.still_streaming))
+                    self.streams.append(StreamSet(endpoint, self.host.stream_subscriptions, self.still_streaming,
+                                                  adapter.config.ws_limits))
                 elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
                     self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
                                            next_run_time=now + interval, args=(endpoint,),

@@ -233,6 +233,8 @@ class Settings:
                                            "warmup", minimum=100, unit="ms")
     # rate limit (tier validated at startup)
     RATE_LIMIT_ENABLED: bool = setting(True, "Limit outbound provider calls", "rate limit")
+    LIMITS_FILE: str = setting("", "Providers' published limits (default: the limits.json shipped with pyea)",
+                               "rate limit")
     RATE_LIMIT_API_PROVIDER: str = setting("", "Provider in limits.json (default: the adapter name)",
                                            "rate limit")
     RATE_LIMIT_API_TIER: str = setting("", "Tier in limits.json (default: the provider's first tier)",

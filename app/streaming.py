@@ -22,6 +22,7 @@ import queue
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,10 @@ import requests
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
-from app.errors import AdapterError, SharedStoreUnavailable
+from app.errors import AdapterError, ServiceUnavailableError, SharedStoreUnavailable
+from app.limits import WsLimits
 from app.requester import now_ms
+from app.subscriptions import Subscription
 from app.transports import FeedOutcome, Params
 from app.transports.sse import SseTransport
 
@@ -56,22 +59,23 @@ class StreamSilent(Exception):
 
 
 class Stream:
-    def __init__(self, endpoint: EndpointRuntime, store: SubscriptionStore, is_leader: Callable[[], bool]) -> None:
+    def __init__(self, group: StreamSet, slot: int) -> None:
+        endpoint = group.endpoint
+        self.group = group
+        self.slot = slot
         self.endpoint = endpoint
         self.adapter = endpoint.adapter
         self.transport: StreamingTransport = endpoint.transport  # type: ignore[assignment]
         self.settings = self.adapter.settings
-        self.store = store
-        self.is_leader = is_leader
-        self.prefix = f"{self.adapter.keys.group}:{endpoint.name}:"
+        self.is_leader = group.is_leader
         raw_urls = self.adapter.values.get(self.transport.url_setting) or ""
         self.urls = [u.strip() for u in str(raw_urls).split(",") if u.strip()]
         self.subscribed: dict[str, list[Params]] = {}
         self.connected = False
         self._heard: dict[str, float] = {}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-{self.adapter.name}-{endpoint.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"stream-{self.adapter.name}-{endpoint.name}-{slot}")
         self._warned_at = float("-inf")
         self._fallback_at = float("-inf")
         metrics = self.adapter.metrics
@@ -89,8 +93,8 @@ class Stream:
     def _run(self) -> None:
         failures = 0
         while not self._stop.is_set():
-            if not self.is_leader() or not self.urls:
-                self._stop.wait(0.2)
+            if not self.is_leader() or not self.urls or not self._wanted_or_none():
+                self._stop.wait(RECONCILE_S)  # a connection opens only once it has feeds to carry
                 continue
             url = self.urls[failures % len(self.urls)]
             try:
@@ -123,7 +127,7 @@ class Stream:
     def _open(self, url: str) -> Iterator[None]:
         """Bookkeeping of one open connection; whatever ends it, nothing is subscribed any more."""
         self.connected = True
-        self.adapter.metrics.ws_connections.labels(*self._labels).set(1)
+        self.group.report()
         log.info("%s/%s: %s stream open to %s", self.adapter.name, self.endpoint.name, self.transport.kind,
                  _safe(url))
         try:
@@ -132,8 +136,7 @@ class Stream:
             self.connected = False
             self.subscribed = {}
             self._heard = {}
-            self.adapter.metrics.ws_connections.labels(*self._labels).set(0)
-            self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(0)
+            self.group.report()
 
     def _serve(self, ws: ClientConnection) -> None:
         silent_s = self.settings.WS_SUBSCRIPTION_UNRESPONSIVE_TTL / 1000
@@ -175,7 +178,7 @@ class Stream:
             reader.start()
             with self._open(base_url):
                 self.subscribed = wanted
-                self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(len(wanted))
+                self.group.report()
                 self.adapter.metrics.ws_subscribed.labels(*self._labels).inc(len(wanted))
                 self._read_events(lines, silent_s)
         finally:
@@ -229,18 +232,7 @@ class Stream:
     # --------------------------------------------------------------------------------------- subscriptions
 
     def _wanted(self) -> dict[str, list[Params]]:
-        wanted: dict[str, list[Params]] = {}
-        for subscription in self.store.live(self.prefix):
-            try:
-                stream_id = self.transport.stream_id(subscription.params, self.adapter.values)
-            except AdapterError as exc:
-                # A feed the stream cannot carry: the waiting request gets the reason now, not a timeout.
-                at = now_ms()
-                self._store(subscription.params, FeedOutcome(subscription.params, exc, None, at, at))
-                self.store.drop(subscription.key)
-                continue
-            wanted.setdefault(stream_id, []).append(subscription.params)
-        return wanted
+        return self.group.wanted_for(self.slot)
 
     def _reconcile(self, ws: ClientConnection) -> None:
         wanted = self._wanted_or_none()
@@ -258,7 +250,7 @@ class Stream:
         for stream_id in gone:
             self._heard.pop(stream_id, None)
         self.subscribed = wanted
-        self.adapter.metrics.ws_subscriptions.labels(*self._labels).set(len(wanted))
+        self.group.report()
 
     def _resubscribe_silent(self, ws: ClientConnection, now: float, silent_s: float) -> None:
         silent = [s for s in self.subscribed if now - self._heard.get(s, now) > silent_s]
@@ -308,9 +300,7 @@ class Stream:
                 self._store(params, FeedOutcome(params, outcome, 200, received, received))
 
     def _store(self, params: Params, feed: FeedOutcome) -> None:
-        adapter = self.adapter
-        key = adapter.keys.key(self.endpoint.name, params)  # a Redis outage is absorbed by the front layer
-        adapter.store(key, adapter.entry_for(feed), self.settings.CACHE_MAX_AGE, params)
+        store_feed(self.endpoint, params, feed)
 
     # -------------------------------------------------------------------------------------------- fallback
 
@@ -334,6 +324,93 @@ class Stream:
             for feed in self.transport.fetch(feeds[start:start + size], self.adapter.values,
                                              self.adapter.background):
                 self._store(feed.params, feed)
+
+
+class StreamSet:
+    """Every connection of one streamed endpoint. A feed goes to the first connection with room under the
+    provider's per-connection subscription limit (``limits.json`` ``ws``), so a second connection opens only
+    when the first is full, up to the provider's connection limit; a feed beyond both is answered with an
+    error at once. Assignments stick, so adding a feed never moves another."""
+
+    def __init__(self, endpoint: EndpointRuntime, store: SubscriptionStore, is_leader: Callable[[], bool],
+                 limits: WsLimits) -> None:
+        self.endpoint = endpoint
+        self.store = store
+        self.is_leader = is_leader
+        self.prefix = f"{endpoint.adapter.keys.group}:{endpoint.name}:"
+        self.per_connection = limits.subscriptions
+        self.limits = limits
+        self._assigned: dict[str, int] = {}
+        self._wanted: dict[str, list[Params]] = {}
+        self._refreshed_at = float("-inf")
+        self._lock = threading.Lock()
+        self.streams = [Stream(self, slot) for slot in range(limits.connections or 1)]
+
+    def start(self) -> None:
+        for stream in self.streams:
+            stream.start()
+
+    def stop(self) -> None:
+        for stream in self.streams:
+            stream._stop.set()
+        for stream in self.streams:
+            stream.stop()
+
+    def report(self) -> None:
+        """The endpoint's totals over its connections, for the ws_connection_active/ws_subscription_active
+        gauges."""
+        metrics = self.endpoint.adapter.metrics
+        labels = (self.endpoint.name, *metrics.labels)
+        metrics.ws_connections.labels(*labels).set(sum(s.connected for s in self.streams))
+        metrics.ws_subscriptions.labels(*labels).set(sum(len(s.subscribed) for s in self.streams))
+
+    def wanted_for(self, slot: int) -> dict[str, list[Params]]:
+        """The feeds connection ``slot`` should carry; raises ``SharedStoreUnavailable`` when the store is down."""
+        with self._lock:
+            if time.monotonic() - self._refreshed_at >= RECONCILE_S / 2:
+                self._refresh()
+            return {s: feeds for s, feeds in self._wanted.items() if self._assigned.get(s) == slot}
+
+    def _refresh(self) -> None:
+        adapter = self.endpoint.adapter
+        wanted: dict[str, list[Params]] = {}
+        for subscription in self.store.live(self.prefix):
+            try:
+                stream_id = self.endpoint.transport.stream_id(subscription.params, adapter.values)
+            except AdapterError as exc:
+                self._refuse(subscription, exc)  # the stream cannot carry it: the request gets the reason now
+                continue
+            wanted.setdefault(stream_id, []).append(subscription.params)
+        for stream_id in [s for s in self._assigned if s not in wanted]:
+            del self._assigned[stream_id]
+        load = Counter(self._assigned.values())
+        for stream_id in sorted(s for s in wanted if s not in self._assigned):
+            slot = next((i for i in range(len(self.streams))
+                         if self.per_connection is None or load[i] < self.per_connection), None)
+            if slot is None:
+                error = ServiceUnavailableError(
+                    f"the provider's websocket limits are reached ({len(self.streams)} connections x "
+                    f"{self.per_connection} subscriptions, limits.json)")
+                for params in wanted.pop(stream_id):
+                    self._refuse(Subscription(adapter.keys.key(self.endpoint.name, params), self.endpoint.name,
+                                              params), error)
+                continue
+            self._assigned[stream_id] = slot
+            load[slot] += 1
+        self._wanted = wanted
+        self._refreshed_at = time.monotonic()
+
+    def _refuse(self, subscription: Subscription, error: AdapterError) -> None:
+        at = now_ms()
+        store_feed(self.endpoint, subscription.params, FeedOutcome(subscription.params, error, None, at, at))
+        self.store.drop(subscription.key)
+
+
+def store_feed(endpoint: EndpointRuntime, params: Params, feed: FeedOutcome) -> None:
+    """Into the cache, as any fetch would (a Redis outage is absorbed by the front layer)."""
+    adapter = endpoint.adapter
+    adapter.store(adapter.keys.key(endpoint.name, params), adapter.entry_for(feed), adapter.settings.CACHE_MAX_AGE,
+                  params)
 
 
 def _read_lines(response: requests.Response, lines: queue.Queue) -> None:

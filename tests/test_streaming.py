@@ -5,6 +5,7 @@ heals itself (silence, drops, restarts, garbage) without any new request."""
 from __future__ import annotations
 
 import gc
+import json
 import os
 import threading
 import time
@@ -212,3 +213,20 @@ def test_without_ws_enabled_the_rest_fallback_answers_in_the_request(make_app, p
     assert answer.status_code == 200 and answer.get_json()["result"] == 97000.0
     assert provider.calls[0].path == "/products/BTC-USD/ticker"
     assert node_request(client, {"base": "BTC/../x", "quote": "USD"}).status_code == 400
+
+
+def test_provider_websocket_limits_open_a_second_connection_then_refuse(streaming_app, stream: FakeTickerStream,
+                                                                          tmp_path) -> None:
+    limits = tmp_path / "limits.json"
+    limits.write_text(json.dumps({"coinbase": {"http": {"public": {"rateLimit1s": 10}},
+                                               "ws": {"public": {"connections": 2, "subscriptions": 3}}}}))
+    for i in range(7):
+        stream.prices[f"W{i}-USD"] = f"{i + 1}.0"
+    client = streaming_app(LIMITS_FILE=str(limits)).test_client()
+    for i in range(6):
+        assert price(client, f"W{i}-USD") == i + 1.0
+    assert stream.opened == 2 and sorted(len(s) for s in stream.subscribed()) == [3, 3]
+    started = time.monotonic()
+    refused = node_request(client, {"base": "W6", "quote": "USD"})
+    assert refused.status_code == 503 and time.monotonic() - started < 1
+    assert "websocket limits are reached (2 connections x 3 subscriptions" in refused.get_json()["error"]["message"]
