@@ -5,8 +5,10 @@ heals itself (silence, drops, restarts, garbage) without any new request."""
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
+import socket
 import threading
 import time
 from collections import Counter
@@ -248,3 +250,37 @@ def test_a_failover_url_is_used_when_the_first_is_down(make_app, provider: FakeP
     wait_for(lambda: price(client, "BTC-USD") == 97500.0, 1, "values come from the failover stream")
     metrics = app.extensions["pyea"].metrics.render().decode()
     assert 'ws_connection_errors_total{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics
+
+
+def test_reconnects_back_off_exponentially_up_to_the_cap(make_app) -> None:
+    """A server that accepts and hangs up at once: every attempt fails, and the attempts' spacing shows the
+    back-off (0.1, 0.2, then 0.4 s capped, each with up to 25 % jitter)."""
+    attempts: list[float] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    done = threading.Event()
+
+    def accept() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            attempts.append(time.monotonic())
+            conn.close()
+
+    acceptor = threading.Thread(target=accept)
+    acceptor.start()
+    try:
+        app = make_app(ADAPTERS="coinbase", WS_ENABLED="true",
+                       WS_API_ENDPOINT=f"ws://127.0.0.1:{listener.getsockname()[1]}",
+                       WS_RECONNECT_BACKOFF_MS="100", WS_RECONNECT_BACKOFF_MAX_MS="400", CACHE_POLLING_MAX_RETRIES="0")
+        node_request(app.test_client(), {"base": "ETH", "quote": "USD"})  # a feed to stream: the first attempt
+        wait_for(lambda: len(attempts) >= 5, 5, "five connection attempts")
+    finally:
+        done.set()
+        acceptor.join()
+        listener.close()
+    gaps = [later - earlier for earlier, later in itertools.pairwise(attempts)][:4]
+    for gap, backoff in zip(gaps, [0.1, 0.2, 0.4, 0.4], strict=True):
+        assert backoff * 0.75 <= gap <= backoff + 0.15, gaps
