@@ -16,6 +16,7 @@ import tempfile
 from gunicorn.glogging import Logger
 
 from app import close_app, create_app  # light: Flask is imported by workers only
+from app.access import exposed_without_protection
 from app.logs import LineFormatter
 from app.settings import Settings
 from app.supervisor import PORTS_ENV, SupervisorProcess, assign_ports, encode_ports, out_of_process_names
@@ -78,6 +79,9 @@ control_socket_disable = True
 def when_ready(server):
     """The master starts the adapters' supervisor, and serves METRICS_PORT: it outlives any worker, and reads
     every worker's files."""
+    if exposed_without_protection(_settings):
+        server.log.warning("pyea listens on %s without EA_AUTH_TOKEN or EA_ALLOWED_IPS: anyone who can reach "
+                           "that address can use it; set one, or bind 127.0.0.1", _settings.EA_HOST)
     if _supervisor is not None:
         _supervisor.start()
     if not _settings.metrics_enabled or _settings.METRICS_USE_BASE_URL:

@@ -35,6 +35,8 @@ class RemoteAdapter:
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=max(settings.EA_THREADS, 4))
         self.session.mount("http://", adapter)
         self.session.trust_env = False  # a proxy configured for the internet must never see loopback traffic
+        if settings.EA_AUTH_TOKEN:  # the worker inherits the token and checks it too
+            self.session.headers["Authorization"] = f"Bearer {settings.EA_AUTH_TOKEN}"
 
     def forward(self, request: Request, body: bytes) -> Response:
         """The worker's answer as it gave it; a JSON error in the adapter's shape when it gives none."""

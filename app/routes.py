@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
+from app.access import access_check, with_challenge
 from app.discovery import discovery_groups
 from app.errors import AdapterError, ServiceUnavailableError
 from app.host import Host, endpoint_summary
@@ -28,6 +29,13 @@ log = logging.getLogger("pyea.http")
 
 def register_routes(app: Flask, host: Host, version: str) -> None:
     base = host.settings.BASE_URL
+    check = access_check(host.settings)
+    if check is not None:
+        @app.before_request
+        def refuse_unless_allowed() -> Response | None:
+            error = check(request)
+            return None if error is None else with_challenge(render_error(error))
+
     writer = host.settings.EA_MODE == "writer"
     app.add_url_rule(base, "adapter", _writer_view if writer else _adapter_view(host.default),
                      methods=["GET", "POST"])

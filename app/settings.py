@@ -8,6 +8,7 @@ frameworks so operators switching over keep their environment files.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import uuid
@@ -169,6 +170,10 @@ class Settings:
                               minimum=1, maximum=64)
     EA_THREADS: int = setting(8, "Threads per gunicorn worker", "server", minimum=1, maximum=256)
     UUID: str = setting("", "Identity of this instance (random when unset)", "server")
+    EA_AUTH_TOKEN: str = setting("", "Bearer token every request must carry (Authorization header), except "
+                                     "/health", "security")
+    EA_ALLOWED_IPS: tuple[str, ...] = setting((), "Client addresses or CIDR ranges allowed to call (403 for "
+                                                  "others), except /health", "security", kind="list")
     EA_MODE: str = setting("reader-writer", "reader: serve requests only; writer: run the background only (needs "
                                             "CACHE_TYPE=redis for either)", "server", kind="enum",
                            choices=("reader-writer", "reader", "writer"))
@@ -322,6 +327,11 @@ class Settings:
                                                                                                   "CACHE_TYPE"}:
             problems.append(Problem("EA_MODE", values["EA_MODE"], "reader-writer while CACHE_TYPE=local: readers "
                                     "and writers only meet through a shared cache, so set CACHE_TYPE=redis"))
+        for network in values["EA_ALLOWED_IPS"]:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                problems.append(Problem("EA_ALLOWED_IPS", network, "IP addresses or CIDR ranges (10.0.0.0/8)"))
         url = values["CACHE_REDIS_URL"]
         if url and not re.match(r"^(rediss?://[^\s]+|unix://\S+)$", url):
             problems.append(Problem("CACHE_REDIS_URL", REDACTED, "a redis://, rediss:// or unix:// URL"))

@@ -108,7 +108,8 @@ def plan_workers(settings: Settings, environ: Mapping[str, str], ports: Mapping[
 
     Works from the environment alone, without importing any adapter, so the supervisor stays small."""
     names = [n.lower() for n in settings.ADAPTERS] or ["coingecko"]
-    host_only = {f"{n.upper()}_CMD" for n in names} | {PORTS_ENV, "PROMETHEUS_MULTIPROC_DIR"}
+    # EA_ALLOWED_IPS is the host's: its workers are reached by the host alone, over loopback.
+    host_only = {f"{n.upper()}_CMD" for n in names} | {PORTS_ENV, "PROMETHEUS_MULTIPROC_DIR", "EA_ALLOWED_IPS"}
     plans = []
     for name in out_of_process_names(settings, environ):
         env = {k: v for k, v in environ.items() if k not in host_only}

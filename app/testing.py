@@ -165,10 +165,14 @@ class GunicornProcess:
     """
 
     def __init__(self, env: Mapping[str, str], args: Sequence[str] = ("app:create_app()",),
-                 port: int | None = None, log_path: Path | None = None, cwd: Path = REPO) -> None:
+                 port: int | None = None, log_path: Path | None = None, cwd: Path = REPO,
+                 tls_cert: Path | None = None) -> None:
+        """``tls_cert``: the certificate gunicorn serves (its ``--certfile``); the URL is then https and
+        trusts exactly that certificate."""
         self.cwd = cwd
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls_cert else 'http'}://127.0.0.1:{self.port}"
+        self.verify: str | bool = str(tls_cert) if tls_cert else True
         self.metrics_port = int(env.get("METRICS_PORT") or free_port())
         self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port),
                     "METRICS_PORT": str(self.metrics_port), **env}
@@ -185,7 +189,7 @@ class GunicornProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}: {self.log()}")
             try:
-                if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if requests.get(f"{self.url}/health", timeout=1, verify=self.verify).status_code == 200:
                     return self
             except requests.RequestException:
                 pass  # not listening yet, or a worker still booting

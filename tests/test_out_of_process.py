@@ -220,3 +220,23 @@ def test_worker_plan_narrows_the_environment_to_its_adapter(tmp_path: Path) -> N
     [first] = plan_workers(Settings.parse(env)[0], {**env, "COINMARKETCAP_CMD": STUB, "COINGECKO_CMD": ""},
                            {"coinmarketcap": 40002})
     assert "PYEA_PREFIXED_SETTINGS_ONLY" not in first.env  # the host's first adapter keeps the plain names
+
+
+def test_a_token_protected_host_reaches_its_token_protected_worker(tmp_path: Path, provider: FakeProvider) -> None:
+    provider.respond(lambda call: cmc(call, provider))
+    token = "host-token-Zq93-DO-NOT-LEAK"
+    env = host_env(tmp_path, provider, "pyea serve", EA_AUTH_TOKEN=token, EA_ALLOWED_IPS="127.0.0.0/8")
+    auth = {"Authorization": f"Bearer {token}"}
+    with gunicorn(env, tmp_path / "host.log") as host:
+        wait_for(lambda: worker_up_with(host.url, auth), 20, "the worker answers /health")
+        assert post(f"{host.url}/coinmarketcap/", CMC_REQUEST).status_code == 401
+        answer = post(f"{host.url}/coinmarketcap/", CMC_REQUEST, headers=auth)
+        assert answer.status_code == 200 and answer.json()["result"] == 3021.5
+        metrics = requests.get(f"{host.url}/plugins/coinmarketcap/metrics", headers=auth, timeout=5)
+        assert metrics.status_code == 200 and "http_requests_total" in metrics.text
+
+
+def worker_up_with(url: str, headers: dict[str, str]) -> bool:
+    adapters = requests.get(f"{url}/status", headers=headers, timeout=5).json()["adapters"]
+    process = next(a for a in adapters if a["name"] == "coinmarketcap")["process"]
+    return bool(process) and process["state"] == "up"
