@@ -14,6 +14,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -32,6 +33,10 @@ log = logging.getLogger("pyea.requester")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 2.0
+#: Longest Retry-After a request waits out itself before retrying; a longer one fails it with a 429 at once.
+RETRY_AFTER_WAIT_MAX_S = 5.0
+#: Retry-After beyond this is taken as this: a broken header must not silence a provider for days.
+RETRY_AFTER_CAP_S = 3600.0
 SNIPPET_CHARS = 200
 
 
@@ -120,6 +125,8 @@ class Requester:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self._flights = SingleFlight()
+        #: Provider host → when it may be called again, from its Retry-After (per process).
+        self._cooldowns: dict[str, float] = {}
 
     def send(self, request: ProviderRequest, gate: Callable[[], None] | None = None) -> ProviderResponse:
         """Send, or join an identical request already in flight in this process. ``gate`` runs before every
@@ -132,6 +139,7 @@ class Requester:
     def _send_with_retries(self, request: ProviderRequest, gate: Callable[[], None] | None) -> ProviderResponse:
         attempt = 0
         while True:
+            self._refuse_while_cooling_down(request)
             if gate is not None:
                 gate()
             try:
@@ -142,7 +150,15 @@ class Requester:
             else:
                 if response.status_code < 400:
                     return response
-                if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
+                wait = retry_after_s(response) if response.status_code in (429, 503) else None
+                if wait is not None:
+                    # The provider said when to come back: nobody in this process calls it before then.
+                    self._cooldowns[_host(request)] = time.monotonic() + wait
+                    if attempt >= self.retries or wait > min(RETRY_AFTER_WAIT_MAX_S, self.timeout_s):
+                        raise RateLimitError(f"provider {request.where()} answered HTTP {response.status_code} "
+                                             f"and asked to wait {wait:.0f} s (Retry-After)",
+                                             provider_status_code=response.status_code)
+                elif response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     raise DataProviderError(
                         self._censor(f"provider {request.where()} answered HTTP {response.status_code}: "
                                      f"{snippet(response.content)}"),
@@ -151,7 +167,21 @@ class Requester:
             attempt += 1
             log.info("retrying provider request to %s (attempt %d of %d)", request.where(), attempt + 1,
                      self.retries + 1)
-            time.sleep(delay / 2 + random.uniform(0, delay / 2))
+            cooldown = self._cooldowns.get(_host(request))
+            if cooldown is not None:  # exactly as long as the provider asked
+                time.sleep(max(0.0, cooldown - time.monotonic()))
+            else:
+                time.sleep(delay / 2 + random.uniform(0, delay / 2))
+
+    def _refuse_while_cooling_down(self, request: ProviderRequest) -> None:
+        until = self._cooldowns.get(_host(request))
+        if until is None:
+            return
+        left = until - time.monotonic()
+        if left <= 0:
+            self._cooldowns.pop(_host(request), None)
+            return
+        raise RateLimitError(f"provider {request.where()} asked to wait (Retry-After); retry in {math.ceil(left)} s")
 
     def _send_once(self, request: ProviderRequest) -> ProviderResponse:
         requested = now_ms()
@@ -196,6 +226,26 @@ class Requester:
         for secret in self.secrets:
             text = text.replace(secret, "[REDACTED]")
         return text
+
+
+def retry_after_s(response: ProviderResponse) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110); None when absent or
+    unreadable."""
+    value = (response.headers or {}).get("Retry-After", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError):
+            return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def _host(request: ProviderRequest) -> str:
+    return urlsplit(request.url).netloc
 
 
 class Sender(Protocol):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import email.utils
 import logging
+import time
 
 import pytest
 
@@ -106,3 +108,37 @@ def test_a_failure_never_replaces_a_cached_success(make_app, provider):
     assert node_request(client, {"base": "ETH", "quote": "USD", "maxAge": -1}).status_code == 502
     cached = node_request(client)
     assert cached.status_code == 200 and cached.get_json()["result"] == 3021.5
+
+
+def test_retry_after_is_honoured_by_every_later_request(make_app, provider):
+    """A 429 with Retry-After: the node gets a 429 saying so, and nobody calls the provider until then."""
+    provider.respond(lambda call: Reply(429, {"error": "slow down"}, headers={"Retry-After": "1"}))
+    client = make_app(RETRY="0", CACHE_ERROR_MAX_AGE="0").test_client()
+    body = failure(node_request(client), 429, "AdapterRateLimitError")
+    assert "asked to wait 1 s (Retry-After)" in body["error"]["message"] and body["providerStatusCode"] == 429
+    again = failure(node_request(client, {"base": "BTC", "quote": "USD"}), 429, "AdapterRateLimitError")
+    assert "retry in 1 s" in again["error"]["message"]
+    assert provider.count() == 1, "no call before the provider's Retry-After has passed"
+    provider.respond(None)
+    time.sleep(1.05)
+    assert node_request(client).status_code == 200 and provider.count() == 2
+
+
+def test_a_short_retry_after_is_waited_out_within_the_request(make_app, provider):
+    replies = iter([Reply(503, {"error": "busy"}, headers={"Retry-After": "1"})])
+    provider.respond(lambda call: next(replies, None) or provider._coingecko(call))
+    client = make_app(RETRY="1", CACHE_ERROR_MAX_AGE="0").test_client()
+    assert node_request(client).get_json()["result"] == 3021.5
+    first, second = provider.calls
+    assert second.at - first.at >= 1.0, "the retry came after the provider's Retry-After"
+
+
+def test_retry_after_as_an_http_date(make_app, provider):
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    provider.respond(lambda call: Reply(429, {"error": "slow down"}, headers={"Retry-After": later}))
+    client = make_app(RETRY="3", CACHE_ERROR_MAX_AGE="0").test_client()
+    started = time.monotonic()
+    body = failure(node_request(client), 429, "AdapterRateLimitError")
+    assert time.monotonic() - started < 1, "a long Retry-After fails the request at once instead of hanging"
+    assert "asked to wait 29 s" in body["error"]["message"] or "asked to wait 30 s" in body["error"]["message"]
+    assert provider.count() == 1
