@@ -44,8 +44,15 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
         if hit:
             adapter.metrics.cache_hit(feed_id, entry.received_ms)
         adapter.subscribe(endpoint, key, params, missed=not hit)
+        stale = False
         if entry is None and not adapter.fetches_in_foreground(endpoint):
-            entry, hit = wait_for_background(adapter, key), True
+            try:
+                entry, hit = wait_for_background(adapter, key), True
+            except ProviderTimeoutError:
+                entry = adapter.stale(key)
+                if entry is None:
+                    raise
+                hit = stale = True
         elif entry is None:
             ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
             entry = adapter.fetch(endpoint, params, key, ttl_ms, max_age)
@@ -54,7 +61,12 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
                 cached = adapter.cached(key, 0)
                 if cached is not None and cached.is_success:
                     entry, hit = cached, True
-        response = render(entry, job_run_id, endpoint, hit)
+            if entry.status_code >= 500 or entry.status_code == RateLimitError.status_code:
+                # The refresh failed: the last good value, while young enough, beats the error (flagged).
+                last_good = adapter.stale(key)
+                if last_good is not None:
+                    entry, hit, stale = last_good, True, True
+        response = render(entry, job_run_id, endpoint, hit, stale)
     except AdapterError as exc:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.name, exc.message)
@@ -205,11 +217,14 @@ def wait_for_background(adapter: AdapterRuntime, key: str) -> CacheEntry:
                                "subscribed now, so retry shortly")
 
 
-def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool) -> Response:
-    """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated."""
+def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool, stale: bool = False,
+           ) -> Response:
+    """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated.
+    ``stale``: a last good value served because its refresh failed (CACHE_STALE_MAX_AGE)."""
     staleness = round(max(0.0, time.time() - entry.received_ms / 1000), 3)
+    flag = ',"stale":true' if stale else ""
     text = (f'{{"jobRunID":{json.dumps(job_run_id)},{entry.body[1:-1]},{endpoint.meta_prefix}'
-            f'{"true" if hit else "false"},"staleness":{staleness}}}}}')
+            f'{"true" if hit else "false"},"staleness":{staleness}{flag}}}}}')
     return Response(text, status=entry.status_code, mimetype=JSON_MIMETYPE)
 
 

@@ -73,6 +73,10 @@ class EndpointRuntime:
         return MappingProxyType(params), keys.key(self.name, params), keys.feed_id(params)
 
 
+#: Where the last good value of a feed is kept (CACHE_STALE_MAX_AGE), beside its cache entry.
+STALE_PREFIX = "stale:"
+
+
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
                  subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics,
@@ -181,6 +185,17 @@ class AdapterRuntime:
             self.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
         return entry
 
+    def stale(self, key: str) -> CacheEntry | None:
+        """The last good value of ``key``, if younger than CACHE_STALE_MAX_AGE: what a failed refresh may serve,
+        flagged, instead of its error."""
+        limit = self.settings.CACHE_STALE_MAX_AGE
+        if not limit or not self.settings.CACHE_ENABLED:
+            return None
+        entry = self.cache.get(STALE_PREFIX + key)
+        if entry is None or time.time() * 1000 - entry.received_ms >= limit:
+            return None
+        return entry
+
     def fetch(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str, ttl_ms: int,
               max_age: int) -> CacheEntry:
         """The entry for ``params`` from the provider, stored in the cache for every other reader."""
@@ -230,6 +245,8 @@ class AdapterRuntime:
             return
         if entry.is_success:
             self.cache.set(key, entry, ttl_ms)
+            if self.settings.CACHE_STALE_MAX_AGE:
+                self.cache.set(STALE_PREFIX + key, entry, self.settings.CACHE_STALE_MAX_AGE)
         elif self.settings.CACHE_ERROR_MAX_AGE:
             self.cache.set(key, entry, self.settings.CACHE_ERROR_MAX_AGE)
         else:

@@ -226,6 +226,8 @@ class Settings:
     CACHE_FRONT_TTL: int = setting(250, "Time a worker keeps a hot entry in memory before reading the shared "
                                         "cache again (0: off)", "cache", minimum=0, maximum=1000, unit="ms")
     CACHE_UPDATE_AGE_ON_GET: bool = setting(False, "A read extends the entry's expiry", "cache")
+    CACHE_STALE_MAX_AGE: int = setting(0, "When a refresh fails, serve the last good value (flagged stale) while "
+                                          "it is younger than this (0: never)", "cache", minimum=0, unit="ms")
     CACHE_ERROR_MAX_AGE: int = setting(5000, "Time a provider failure is remembered so a broken feed does "
                                              "not burn credits (0: never)", "cache", minimum=0, unit="ms")
     # background warming

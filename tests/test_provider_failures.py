@@ -142,3 +142,28 @@ def test_retry_after_as_an_http_date(make_app, provider):
     assert time.monotonic() - started < 1, "a long Retry-After fails the request at once instead of hanging"
     assert "asked to wait 29 s" in body["error"]["message"] or "asked to wait 30 s" in body["error"]["message"]
     assert provider.count() == 1
+
+
+def test_a_failed_refresh_serves_the_last_good_value_while_young_enough(make_app, provider):
+    client = make_app(CACHE_MAX_AGE="200", CACHE_MIN_AGE="0", CACHE_STALE_MAX_AGE="1000", CACHE_ERROR_MAX_AGE="0",
+                      RETRY="0", WARMUP_ENABLED="false").test_client()
+    assert node_request(client).get_json()["meta"].get("stale") is None
+    provider.respond(lambda call: Reply(500, {"error": "down"}))
+    time.sleep(0.25)  # the value expired; its refresh fails
+    stale = node_request(client)
+    body = stale.get_json()
+    assert stale.status_code == 200 and body["result"] == 3021.5
+    assert body["meta"]["stale"] is True and body["meta"]["cacheHit"] is True and body["meta"]["staleness"] >= 0.25
+    time.sleep(0.8)  # past CACHE_STALE_MAX_AGE: the honest error
+    failure(node_request(client), 502, "AdapterDataProviderError")
+    provider.respond(None)
+    fresh = node_request(client).get_json()
+    assert fresh["result"] == 3021.5 and "stale" not in fresh["meta"]
+
+
+def test_without_serve_stale_a_failed_refresh_is_an_error(make_app, provider):
+    client = make_app(CACHE_MAX_AGE="200", CACHE_MIN_AGE="0", RETRY="0", WARMUP_ENABLED="false").test_client()
+    node_request(client)
+    provider.respond(lambda call: Reply(500, {"error": "down"}))
+    time.sleep(0.25)
+    failure(node_request(client), 502, "AdapterDataProviderError")
