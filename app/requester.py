@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -20,6 +20,7 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
 from app.coalescing import SingleFlight
 from app.errors import ConnectionFailedError, DataProviderError, ProviderTimeoutError, RateLimitError
@@ -33,6 +34,9 @@ log = logging.getLogger("pyea.requester")
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 2.0
+#: Largest provider answer read; a bigger one is a provider error, not a worker out of memory.
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+READ_CHUNK_BYTES = 64 * 1024
 #: Longest Retry-After a request waits out itself before retrying; a longer one fails it with a 429 at once.
 RETRY_AFTER_WAIT_MAX_S = 5.0
 #: Retry-After beyond this is taken as this: a broken header must not silence a provider for days.
@@ -201,11 +205,13 @@ class Requester:
             self.metrics.credits.labels(*labels).inc()
 
     def _request(self, request: ProviderRequest, requested: int) -> ProviderResponse:
+        deadline = time.monotonic() + self.timeout_s
         try:
             response = self.session.request(request.method, request.url, params=request.params,
                                             headers=dict(request.headers), json=request.json,
-                                            timeout=self.timeout_s)
-            content = response.content
+                                            timeout=self.timeout_s, stream=True)
+            with response:
+                content = self._read_body(request, response, deadline)
         except requests.ConnectTimeout:
             raise ConnectionFailedError(
                 f"could not connect to provider {request.where()} within {self.timeout_s * 1000:.0f} ms"
@@ -222,10 +228,43 @@ class Requester:
                 self._censor(f"provider {request.where()} sent a broken answer: {_reason(exc)}")) from None
         return ProviderResponse(response.status_code, content, response.headers, requested, now_ms())
 
+    def _read_body(self, request: ProviderRequest, response: requests.Response, deadline: float) -> bytes:
+        """The whole body within API_TIMEOUT of the request, and no larger than MAX_RESPONSE_BYTES: a read
+        timeout alone would let a provider trickling a byte at a time hold the request for ever, and a huge
+        answer would take the worker's memory."""
+        chunks, size = [], 0
+        for chunk in _timed_out_as_timeout(_as_it_arrives(response)):
+            size += len(chunk)
+            if size > MAX_RESPONSE_BYTES:
+                raise DataProviderError(f"provider {request.where()} answered more than {MAX_RESPONSE_BYTES} bytes",
+                                        provider_status_code=response.status_code)
+            if time.monotonic() > deadline:
+                raise ProviderTimeoutError(f"provider {request.where()} did not finish its answer within API_TIMEOUT "
+                                           f"({self.timeout_s * 1000:.0f} ms)")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
     def _censor(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, "[REDACTED]")
         return text
+
+
+def _as_it_arrives(response: requests.Response) -> Iterator[bytes]:
+    """The body in whatever pieces the network delivers (urllib3's ``read1``): a fixed-size read would block
+    until the piece is full, and the deadline could not be checked while a provider trickles."""
+    while chunk := response.raw.read1(READ_CHUNK_BYTES, decode_content=True):
+        yield chunk
+
+
+def _timed_out_as_timeout(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """urllib3's errors while reading the body, as the requests errors the caller maps to 504 and 502."""
+    try:
+        yield from chunks
+    except ReadTimeoutError as exc:
+        raise requests.ReadTimeout(str(exc)) from None
+    except (ProtocolError, DecodeError) as exc:  # cut off mid-body, or a body that will not decompress
+        raise requests.exceptions.ChunkedEncodingError(str(exc)) from None
 
 
 def retry_after_s(response: ProviderResponse) -> float | None:

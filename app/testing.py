@@ -48,6 +48,8 @@ class Reply:
     body: Any = None  # JSON-encoded unless bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    #: Seconds between bytes of the body: a provider that trickles its answer.
+    trickle_s: float = 0.0
 
 
 class FakeProvider:
@@ -128,7 +130,13 @@ class FakeProvider:
                 handler.send_header(name, value)
             handler.send_header("content-length", str(len(body)))
             handler.end_headers()
-            handler.wfile.write(body)
+            if reply.trickle_s:
+                for byte in body:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(reply.trickle_s)
+            else:
+                handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its timeout): nothing to answer
 
