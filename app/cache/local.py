@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 
 import diskcache
 
@@ -23,14 +24,28 @@ PING_KEY = "pyea:ping"
 LOCK_TIMEOUT_S = 2.0
 
 
+#: The stores kept in CACHE_DIR: the cache itself, then the subscriptions, rate-limit windows and lease.
+STORES = ("", "pyea-subscriptions", "pyea-ratelimit", "pyea-leases")
+
+
 def open_problem(directory: str) -> Problem | None:
-    """Why ``directory`` cannot hold the cache, said as a setting problem rather than a traceback."""
+    """Why ``directory`` cannot hold pyea's stores, said as a setting problem rather than a traceback: not
+    creatable, not writable, or holding a file that is not a cache database (a disk error, or another tool's)."""
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         return Problem("CACHE_DIR", directory, f"a directory pyea can create ({exc.strerror})")
     if not os.access(directory, os.W_OK | os.X_OK):
         return Problem("CACHE_DIR", directory, "a directory pyea can write to")
+    for store in STORES:
+        path = os.path.join(directory, store)
+        try:
+            diskcache.Cache(path, timeout=LOCK_TIMEOUT_S).close()
+        except sqlite3.DatabaseError as exc:
+            return Problem("CACHE_DIR", directory, f"a directory of readable cache databases: "
+                           f"{os.path.join(path, 'cache.db')} is unusable ({exc}); move it away and restart")
+        except OSError as exc:
+            return Problem("CACHE_DIR", directory, f"a directory pyea can write to ({path}: {exc.strerror})")
     return None
 
 
