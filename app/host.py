@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from app.shared import Shared
 
 DEFAULT_ADAPTER = "coingecko"
-RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins"}
+RESERVED_ROUTES = {"health", "status", "metrics", "discovery", "plugins", "openapi.json"}
 CMD_SPEC = Spec("CMD", "", "Command that serves this adapter as its own process (unset: in the host)", "host")
 
 

@@ -18,6 +18,7 @@ from app.access import access_check, with_challenge
 from app.discovery import discovery_groups
 from app.errors import AdapterError, ServiceUnavailableError
 from app.host import Host, endpoint_summary
+from app.openapi import openapi_document
 from app.remote import RemoteAdapter
 from app.request_path import handle, handle_remote, render_error
 from app.runtime import AdapterRuntime
@@ -91,8 +92,14 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
             log.warning("metrics of adapter %s: %s", remote.name, exc.message)
             return render_error(exc)
 
+    document = openapi_document(host, version)
+
+    def openapi() -> Response:
+        return jsonify(document)
+
     app.add_url_rule(f"{base}health", "health", health)
     if not writer:  # a writer answers /health and metrics only
+        app.add_url_rule(f"{base}openapi.json", "openapi", openapi)
         app.add_url_rule(f"{base}status", "status", status)
         app.add_url_rule(f"{base}discovery", "discovery", discovery)
         app.add_url_rule(f"{base}plugins/<name>/metrics", "plugin_metrics", plugin_metrics)
