@@ -13,6 +13,7 @@ dashboards keep working; every metric carries ``app_name`` and ``app_version``.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 
 APP_LABELS = ("app_name", "app_version")
+#: Distinct ``feed_id`` label values per process; later feeds are counted under OTHER_FEEDS.
+MAX_FEED_LABELS = 2000
+OTHER_FEEDS = "[other]"
 # Error labels for http_requests_total{type}, by the status the node was answered with (v2's names).
 ERROR_TYPES = {400: "inputError", 404: "inputError", 413: "inputError", 429: "rateLimitError",
                502: "dataProviderError", 503: "adapterError", 504: "timeoutError"}
@@ -34,6 +38,8 @@ def multiprocess_dir() -> str | None:
 class Metrics:
     def __init__(self, app_name: str, version: str) -> None:
         self.labels = (app_name, version)
+        self._feeds: set[str] = set()
+        self._feeds_lock = threading.Lock()
         shared = multiprocess_dir() is not None
         # In multiprocess mode values go to files, not to a registry; exposition reads the files.
         self._registry = None if shared else CollectorRegistry()
@@ -75,14 +81,27 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.exposition)
 
+    def feed_label(self, feed_id: str) -> str:
+        """The ``feed_id`` label, for the first MAX_FEED_LABELS feeds this process sees; ``[other]`` after. Every
+        label value is a series held in memory for ever: clients asking for endless distinct feeds (a bug, or
+        random symbols) must not grow a worker without bound."""
+        if feed_id in self._feeds:
+            return feed_id
+        with self._feeds_lock:
+            if len(self._feeds) < MAX_FEED_LABELS:
+                self._feeds.add(feed_id)
+                return feed_id
+        return OTHER_FEEDS
+
     def request(self, method: str, status: int, hit: bool, feed_id: str, seconds: float) -> None:
         kind = ("cacheHit" if hit else "dataProviderHit") if status == 200 else ERROR_TYPES.get(status, "adapterError")
-        self.http_requests.labels(method, str(status), kind, feed_id, *self.labels).inc()
+        self.http_requests.labels(method, str(status), kind, self.feed_label(feed_id), *self.labels).inc()
         self.http_duration.labels(*self.labels).observe(seconds)
 
     def cache_hit(self, feed_id: str, received_ms: int) -> None:
-        self.cache_gets.labels(feed_id, *self.labels).inc()
-        self.staleness.labels(feed_id, *self.labels).set(max(0.0, time.time() - received_ms / 1000))
+        label = self.feed_label(feed_id)
+        self.cache_gets.labels(label, *self.labels).inc()
+        self.staleness.labels(label, *self.labels).set(max(0.0, time.time() - received_ms / 1000))
 
     @contextmanager
     def timed_cycle(self, endpoint: str) -> Iterator[None]:

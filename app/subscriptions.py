@@ -29,7 +29,7 @@ log = logging.getLogger("pyea.subscriptions")
 LOCK_TIMEOUT_S = 2.0
 MAX_REFRESH_GAP_S = 60.0
 #: Per-process memory of recent refreshes; cleared when larger (it only saves writes).
-MEMO_LIMIT = 100_000
+MEMO_LIMIT = 20_000
 
 
 @dataclass(frozen=True)

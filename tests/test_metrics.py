@@ -64,3 +64,13 @@ def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: Fake
     assert len(workers) >= 2  # several workers answered, so the total below was summed over processes
     assert sum(samples(text, "http_requests_total").values()) == 10
     assert sum(samples(text, "data_provider_requests_total").values()) == 1
+
+
+def test_feed_labels_are_capped_so_endless_feeds_cannot_grow_a_worker(make_app, monkeypatch):
+    monkeypatch.setattr("app.metrics.MAX_FEED_LABELS", 2)
+    client = make_app(METRICS_USE_BASE_URL="true").test_client()
+    for coin in ("ETH", "BTC", "LINK", "DOGE"):
+        node_request(client, {"base": coin, "quote": "USD"})
+    text = client.get("/metrics").get_data(as_text=True)
+    feeds = set(re.findall(r'^http_requests_total\{.*?feed_id="((?:[^"\\]|\\.)*)"', text, re.MULTILINE))
+    assert len(feeds) == 3 and "[other]" in feeds, feeds
