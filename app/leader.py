@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import diskcache
 
+from app.cache.local import open_store
 from app.errors import SharedStoreUnavailable
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ class Lease:
         self.name = name
         self.ttl_s = ttl_s
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S)
+        self._store = open_store(directory, LOCK_TIMEOUT_S)
 
     def hold(self) -> bool:
         """Take the lease if it is free or expired, or renew it if ours; False if another process holds it."""

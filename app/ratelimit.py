@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import diskcache
 
+from app.cache.local import open_store
 from app.limits import RateLimit
 
 log = logging.getLogger("pyea.ratelimit")
@@ -124,7 +125,7 @@ class RateLimiter:
     def __init__(self, directory: str, limit: RateLimit, name: str, *, margin_s: float = MARGIN_S) -> None:
         self._setup(limit, name, margin_s)
         # Nothing here may ever be evicted or expire: a lost call time would let the quota be overdrawn.
-        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S, eviction_policy="none", cull_limit=0)
+        self._store = open_store(directory, LOCK_TIMEOUT_S, eviction_policy="none", cull_limit=0)
 
     def _setup(self, limit: RateLimit, name: str, margin_s: float) -> None:
         self.limit = limit

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import diskcache
 
+from app.cache.local import open_store
 from app.errors import SharedStoreUnavailable
 
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ class SubscriptionStore:
 
     def __init__(self, directory: str, ttl_ms: int) -> None:
         self._init_memo(ttl_ms)
-        self._store = diskcache.Cache(directory, timeout=LOCK_TIMEOUT_S)
+        self._store = open_store(directory, LOCK_TIMEOUT_S)
 
     def _init_memo(self, ttl_ms: int) -> None:
         self.ttl_s = ttl_ms / 1000
