@@ -12,23 +12,13 @@ import ipaddress
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from app.errors import AdapterError
+from app.errors import AdapterError, ForbiddenError, UnauthorizedError
 from app.settings import Settings
 
 if TYPE_CHECKING:  # gunicorn's master imports this module and must not load Flask
     from flask import Request, Response
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
-
-
-class UnauthorizedError(AdapterError):
-    status_code = 401
-    name = "AdapterUnauthorizedError"
-
-
-class ForbiddenError(AdapterError):
-    status_code = 403
-    name = "AdapterForbiddenError"
 
 
 def access_check(settings: Settings) -> Callable[[Request], AdapterError | None] | None:

@@ -39,6 +39,20 @@ class AdapterInputError(AdapterError):
     name = "AdapterInputError"
 
 
+class UnauthorizedError(AdapterError):
+    """EA_AUTH_TOKEN is set and the request did not carry it (whatever was wrong, the answer is the same)."""
+
+    status_code = 401
+    name = "AdapterUnauthorizedError"
+
+
+class ForbiddenError(AdapterError):
+    """EA_ALLOWED_IPS is set and the client's address is not in it."""
+
+    status_code = 403
+    name = "AdapterForbiddenError"
+
+
 class EndpointNotFoundError(AdapterError):
     status_code = 404
     name = "AdapterEndpointNotFoundError"
