@@ -160,22 +160,39 @@ class Supervisor:
                                           daemon=True) for plan in plans]
 
     def start(self) -> None:
+        self._stop_orphans()
         self._write_state()
         for thread in self._threads:
             thread.start()
+
+    def _stop_orphans(self) -> None:
+        """A supervisor killed outright (the OOM killer) leaves its workers running on their ports, where the
+        next supervisor's workers could never bind. Its state file names them: stop those that are still ours
+        (same adapter and port in their environment, so a reused pid is never touched)."""
+        for name, previous in read_state(os.path.dirname(self.state_path)).items():
+            pid, plan = previous.get("pid"), next((p for p in self.plans if p.name == name), None)
+            if not pid or plan is None or not _runs(pid, {"ADAPTERS": name, "EA_PORT": str(plan.port)}):
+                continue
+            log.warning("adapter %s: stopping pid %s, left running by a previous supervisor", name, pid)
+            _signal_group(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_TIMEOUT_S
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _alive(pid):
+                _signal_group(pid, signal.SIGKILL)
 
     def stop(self) -> None:
         self._stop.set()
         with self._lock:
             procs = list(self._procs.values())
         for proc in procs:
-            _signal_group(proc, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_TIMEOUT_S
         for proc in procs:
             try:
                 proc.wait(max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         for thread in self._threads:
             thread.join(timeout=2)
@@ -216,14 +233,14 @@ class Supervisor:
         log.info("adapter %s: started pid %s on 127.0.0.1:%s", plan.name, proc.pid, plan.port)
         reason, healthy = self._watch(plan, proc)
         if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
+                _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
         else:
-            _signal_group(proc, signal.SIGKILL)  # the worker's own children, if it left any behind
+            _signal_group(proc.pid, signal.SIGKILL)  # the worker's own children, if it left any behind
         with self._lock:
             self._procs.pop(plan.name, None)
         if not self._stop.is_set():
@@ -310,10 +327,35 @@ def _describe_exit(code: int) -> str:
     return f"exited with code {code}"
 
 
-def _signal_group(proc: subprocess.Popen, sig: int) -> None:
-    """The worker is a session leader (its gunicorn forks workers): signal all of them."""
+def _runs(pid: int, expected: Mapping[str, str]) -> bool:
+    """Whether ``pid`` is alive with these variables in its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as src:
+            environ = dict(item.split(b"=", 1) for item in src.read().split(b"\0") if b"=" in item)
+    except OSError:
+        return False
+    return all(environ.get(k.encode()) == v.encode() for k, v in expected.items())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie is dead for our purpose
+    try:
+        with open(f"/proc/{pid}/stat") as src:
+            return src.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    """A worker is a session leader (its gunicorn forks workers): signal all of them."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, sig)
+        os.killpg(pid, sig)
 
 
 def run_supervisor() -> int:

@@ -11,6 +11,7 @@ import itertools
 import os
 import shlex
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -51,11 +52,12 @@ def worker_up(url: str) -> dict[str, Any] | None:
 
 
 def pid_alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever inherited it to reap it."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        with open(f"/proc/{pid}/stat") as src:
+            return src.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
         return False
-    return True
 
 
 # ---------------------------------------------------------------------------------- a real pyea worker
@@ -240,3 +242,17 @@ def worker_up_with(url: str, headers: dict[str, str]) -> bool:
     adapters = requests.get(f"{url}/status", headers=headers, timeout=5).json()["adapters"]
     process = next(a for a in adapters if a["name"] == "coinmarketcap")["process"]
     return bool(process) and process["state"] == "up"
+
+
+def test_a_killed_supervisor_leaves_no_orphan_holding_the_port(tmp_path: Path, provider: FakeProvider) -> None:
+    env = host_env(tmp_path, provider, STUB)
+    with gunicorn(env, tmp_path / "host.log") as host:
+        first = wait_for(lambda: worker_up(host.url), 10, "the stub answers /health")
+        supervisor = int(subprocess.run(["pgrep", "-P", str(host.proc.pid), "-f", "app supervise"],
+                                        capture_output=True, text=True).stdout.split()[0])
+        os.kill(supervisor, signal.SIGKILL)  # as the OOM killer would: its worker lives on
+        again = wait_for(lambda: (p := worker_up(host.url)) and p["pid"] != first["pid"] and p, 15,
+                         "a new supervisor runs a new worker on the same port")
+        assert again["port"] == first["port"]
+        assert not pid_alive(first["pid"]), "the orphan was stopped"
+        assert requests.post(f"{host.url}/coinmarketcap/", json=CMC_REQUEST, timeout=5).status_code == 201
