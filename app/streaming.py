@@ -19,7 +19,6 @@ import contextlib
 import json
 import logging
 import queue
-import random
 import threading
 import time
 from collections import Counter
@@ -30,6 +29,7 @@ import requests
 from websockets.exceptions import WebSocketException
 from websockets.sync.client import connect
 
+from app.backoff import capped_backoff_s
 from app.errors import AdapterError, ServiceUnavailableError, SharedStoreUnavailable
 from app.limits import WsLimits
 from app.requester import now_ms
@@ -103,15 +103,11 @@ class Stream:
             except (OSError, TimeoutError, WebSocketException, requests.RequestException, StreamSilent) as exc:
                 failures += 1
                 self.adapter.metrics.ws_errors.labels(*self._labels).inc()
-                delay = self._backoff_s(failures)
+                delay = capped_backoff_s(failures, self.settings.WS_RECONNECT_BACKOFF_MS,
+                                         self.settings.WS_RECONNECT_BACKOFF_MAX_MS, jitter=0.25)
                 log.warning("%s/%s: websocket %s failed (%s: %s); reconnecting in %.1f s", self.adapter.name,
                             self.endpoint.name, _safe(url), type(exc).__name__, str(exc)[:200], delay)
                 self._wait_polling_fallback(delay)
-
-    def _backoff_s(self, failures: int) -> float:
-        base = self.settings.WS_RECONNECT_BACKOFF_MS / 1000
-        capped = min(base * 2 ** (failures - 1), self.settings.WS_RECONNECT_BACKOFF_MAX_MS / 1000)
-        return capped * random.uniform(0.75, 1.0)
 
     def _connect_and_serve(self, url: str) -> None:
         if isinstance(self.transport, SseTransport):

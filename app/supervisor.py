@@ -16,7 +16,6 @@ import contextlib
 import json
 import logging
 import os
-import random
 import shlex
 import shutil
 import signal
@@ -29,6 +28,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+from app.backoff import capped_backoff_s
 from app.settings import MIN_SECRET_LENGTH, Settings, Spec
 
 log = logging.getLogger("pyea.supervisor")
@@ -213,11 +213,8 @@ class Supervisor:
             self._stop.wait(delay)
 
     def backoff_s(self, failures: int) -> float:
-        """Doubles with each failure in a row, capped; a little jitter so workers that died together do not
-        all restart in the same instant."""
-        base = self.settings.PLUGIN_RESTART_BACKOFF_MS / 1000
-        capped = min(base * 2 ** (failures - 1), self.settings.PLUGIN_RESTART_BACKOFF_MAX_MS / 1000)
-        return capped * random.uniform(0.9, 1.0)
+        return capped_backoff_s(failures, self.settings.PLUGIN_RESTART_BACKOFF_MS,
+                                self.settings.PLUGIN_RESTART_BACKOFF_MAX_MS, jitter=0.1)
 
     def _run_once(self, plan: WorkerPlan) -> bool:
         """Start the worker and watch it until it dies or stops answering; True if it ever became healthy."""
