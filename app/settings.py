@@ -103,6 +103,13 @@ class Spec:
         return text
 
 
+def secret_values(environ: Mapping[str, str]) -> list[str]:
+    """Values of the variables whose names mark them secret (``*_API_KEY``, ``*PASSWORD*``...), long enough to
+    scrub safely (MIN_SECRET_LENGTH)."""
+    return [value for name, value in environ.items()
+            if Spec(name, None, "").is_secret and len(value) >= MIN_SECRET_LENGTH]
+
+
 @dataclass(frozen=True)
 class Problem:
     name: str

@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from app.backoff import capped_backoff_s
-from app.settings import MIN_SECRET_LENGTH, Settings, Spec
+from app.settings import Settings, secret_values
 
 log = logging.getLogger("pyea.supervisor")
 
@@ -176,9 +176,9 @@ class Supervisor:
             log.warning("adapter %s: stopping pid %s, left running by a previous supervisor", name, pid)
             _signal_group(pid, signal.SIGTERM)
             deadline = time.monotonic() + STOP_TIMEOUT_S
-            while _alive(pid) and time.monotonic() < deadline:
+            while process_running(pid) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if _alive(pid):
+            if process_running(pid):
                 _signal_group(pid, signal.SIGKILL)
 
     def stop(self) -> None:
@@ -334,14 +334,8 @@ def _runs(pid: int, expected: Mapping[str, str]) -> bool:
     return all(environ.get(k.encode()) == v.encode() for k, v in expected.items())
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie is dead for our purpose
+def process_running(pid: int) -> bool:
+    """Running, not merely a zombie waiting for whoever inherited it to reap it."""
     try:
         with open(f"/proc/{pid}/stat") as src:
             return src.read().rsplit(")", 1)[1].split()[0] != "Z"
@@ -360,8 +354,7 @@ def run_supervisor() -> int:
     from app.logs import configure_logging
 
     settings = Settings.parse()[0]  # validated by the master before it started this process
-    configure_logging(settings, [v for k, v in os.environ.items() if Spec(k, None, "").is_secret
-                                 and len(v) >= MIN_SECRET_LENGTH])
+    configure_logging(settings, secret_values(os.environ))
     plans = plan_workers(settings, os.environ, decode_ports(os.environ.get(PORTS_ENV, "")))
     supervisor = Supervisor(plans, settings, settings.CACHE_DIR)
     stopping = threading.Event()

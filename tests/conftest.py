@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from app import close_app, create_app
-from app.settings import MIN_SECRET_LENGTH, Spec
+from app.settings import secret_values
 from app.testing import FakeProvider, GunicornProcess
 from tests.servers import RedisServer
 
@@ -80,8 +80,7 @@ class Outputs:
         self.ports: set[int] = set()
 
     def remember_secrets(self, env: Mapping[str, str]) -> None:
-        self.secrets |= {value for name, value in env.items()
-                         if Spec(name, None, "").is_secret and len(value) >= MIN_SECRET_LENGTH}
+        self.secrets |= set(secret_values(env))
 
     def watch_app(self, app: Flask, env: Mapping[str, str]) -> None:
         self.remember_secrets(env)

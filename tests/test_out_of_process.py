@@ -23,7 +23,7 @@ import requests
 from app import create_app
 from app.host import load_config
 from app.settings import Settings, SettingsError
-from app.supervisor import PORTS_ENV, Supervisor, plan_workers
+from app.supervisor import PORTS_ENV, Supervisor, plan_workers, process_running
 from app.testing import REPO, FakeProvider, wait_for
 from tests.test_coinmarketcap import KEY, cmc
 from tests.test_gunicorn import assert_json_error, gunicorn, post, pyea_env
@@ -49,15 +49,6 @@ def worker(url: str) -> dict[str, Any]:
 def worker_up(url: str) -> dict[str, Any] | None:
     process = worker(url)["process"]
     return process if process and process["state"] == "up" else None
-
-
-def pid_alive(pid: int) -> bool:
-    """Running, not merely a zombie waiting for whoever inherited it to reap it."""
-    try:
-        with open(f"/proc/{pid}/stat") as src:
-            return src.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------------------- a real pyea worker
@@ -88,7 +79,7 @@ def test_requests_reach_the_worker_and_survive_its_death(tmp_path: Path, provide
         assert again["restarts"] == 1 and again["lastExit"] == "killed by SIGKILL"
         answer = post(f"{host.url}/coinmarketcap/", CMC_REQUEST)
         assert answer.status_code == 200 and answer.json()["meta"]["cacheHit"] is True  # its cache outlived it
-    assert not pid_alive(again["pid"]), "stopping the host stops its workers"
+    assert not process_running(again["pid"]), "stopping the host stops its workers"
 
 
 # ------------------------------------------------------------------------------------------ stub workers
@@ -254,5 +245,5 @@ def test_a_killed_supervisor_leaves_no_orphan_holding_the_port(tmp_path: Path, p
         again = wait_for(lambda: (p := worker_up(host.url)) and p["pid"] != first["pid"] and p, 15,
                          "a new supervisor runs a new worker on the same port")
         assert again["port"] == first["port"]
-        assert not pid_alive(first["pid"]), "the orphan was stopped"
+        assert not process_running(first["pid"]), "the orphan was stopped"
         assert requests.post(f"{host.url}/coinmarketcap/", json=CMC_REQUEST, timeout=5).status_code == 201
