@@ -14,7 +14,7 @@ from pathlib import Path
 import diskcache
 import requests
 
-from app.testing import FakeProvider
+from app.testing import FakeProvider, wait_for
 from tests.test_gunicorn import gunicorn, post, pyea_env
 
 FEEDS = 10
@@ -26,16 +26,6 @@ def leader_pid(cache_dir: Path) -> int | None:
     return int(holder.split(":")[1]) if holder else None
 
 
-def wait_for(condition, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    return condition()
-
-
 def test_killing_the_leader_hands_the_jobs_to_another_worker(tmp_path: Path, provider: FakeProvider) -> None:
     for i in range(FEEDS):
         provider.prices[(f"coin-{i}", "usd")] = 1.0 + i
@@ -45,18 +35,18 @@ def test_killing_the_leader_hands_the_jobs_to_another_worker(tmp_path: Path, pro
     with gunicorn(env, tmp_path / "gunicorn.log") as server:
         for i in range(FEEDS):
             assert post(server.url, {"id": "1", "data": {"coinid": f"coin-{i}", "quote": "USD"}}).status_code == 200
-        first = wait_for(lambda: leader_pid(cache_dir), 5)
+        first = wait_for(lambda: leader_pid(cache_dir), 5, "a leader", 0.05)
         assert first
         provider.reset()
         provider.delay_s = 0.1
-        assert wait_for(lambda: provider.count() >= 1, 5)  # the leader refreshes the feeds in one batch
+        wait_for(lambda: provider.count() >= 1, 5, "the leader refreshes the feeds in one batch", 0.05)
 
         os.kill(first, signal.SIGKILL)
         killed_at = time.monotonic()
-        second = wait_for(lambda: (pid := leader_pid(cache_dir)) not in (None, first) and pid, 8)
+        second = wait_for(lambda: (pid := leader_pid(cache_dir)) not in (None, first) and pid, 8, "a new leader", 0.05)
         assert second and second != first
         calls_before = provider.count()
-        assert wait_for(lambda: provider.count() > calls_before, 5)
+        wait_for(lambda: provider.count() > calls_before, 5, "a refresh by the new leader", 0.05)
         takeover_s = time.monotonic() - killed_at
         assert takeover_s <= 5, takeover_s
 
@@ -78,7 +68,7 @@ def test_sigterm_during_refresh_cycles_is_clean(tmp_path: Path, provider: FakePr
     provider.delay_s = 0.2  # a refresh is in flight most of the time
     with gunicorn(env, tmp_path / "gunicorn.log") as server:  # asserts exit 0 and no traceback on exit
         assert post(server.url).status_code == 200
-        assert wait_for(lambda: provider.count() >= 3, 5)
+        wait_for(lambda: provider.count() >= 3, 5, "three refreshes", 0.05)
 
 
 def max_in_any_window(times: list[float], window_s: float) -> int:
@@ -139,7 +129,7 @@ def test_after_a_restart_subscriptions_are_refreshed_without_any_request(tmp_pat
         assert post(first.url).status_code == 200
     provider.reset()
     with gunicorn(env, tmp_path / "second.log") as second:
-        assert wait_for(lambda: provider.count() >= 2, 8)  # refreshed from the persisted subscription alone
+        wait_for(lambda: provider.count() >= 2, 8, "a refresh from the persisted subscription alone", 0.05)
         body = post(second.url).json()
         assert body["meta"]["cacheHit"] is True
     assert all(c.query["ids"] == "ethereum" for c in provider.calls)
