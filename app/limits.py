@@ -69,10 +69,9 @@ def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any
             return None, []  # no published limits for this adapter: nothing to enforce
         return None, [Problem(prefix + "RATE_LIMIT_API_PROVIDER", settings.RATE_LIMIT_API_PROVIDER,
                               "a provider in limits.json: " + ", ".join(sorted(doc)))]
-    tiers = {name.lower(): tier for name, tier in doc[provider].get("http", {}).items()}
+    tiers, tier_name = _tiers(settings, doc, provider, "http")
     if not tiers:
         return None, []
-    tier_name = (settings.RATE_LIMIT_API_TIER or next(iter(tiers))).lower()
     if tier_name not in tiers:
         return None, [Problem(prefix + "RATE_LIMIT_API_TIER", settings.RATE_LIMIT_API_TIER,
                               f"a {provider} tier in limits.json: " + ", ".join(tiers))]
@@ -96,10 +95,9 @@ def resolve_ws_limits(settings: Settings, adapter_name: str, doc: dict[str, Any]
                       ) -> tuple[WsLimits, list[Problem]]:
     """``limits.json`` ``<provider>.ws.<tier>`` (the ``RATE_LIMIT_API_TIER`` tier, else the first one)."""
     provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
-    tiers = {name.lower(): tier for name, tier in doc.get(provider, {}).get("ws", {}).items()}
+    tiers, tier_name = _tiers(settings, doc, provider, "ws")
     if not tiers:
         return WsLimits(), []
-    tier_name = (settings.RATE_LIMIT_API_TIER or next(iter(tiers))).lower()
     tier = tiers.get(tier_name, next(iter(tiers.values())))
     values, problems = {}, []
     for field_name in ("connections", "subscriptions"):
@@ -110,3 +108,10 @@ def resolve_ws_limits(settings: Settings, adapter_name: str, doc: dict[str, Any]
             value = None
         values[field_name] = value
     return WsLimits(**values), problems
+
+
+def _tiers(settings: Settings, doc: dict[str, Any], provider: str, section: str) -> tuple[dict[str, Any], str]:
+    """The provider's tiers in ``section`` (``http`` or ``ws``), by lower-case name, and the one chosen:
+    ``RATE_LIMIT_API_TIER``, else the first listed."""
+    tiers = {name.lower(): tier for name, tier in doc.get(provider, {}).get(section, {}).items()}
+    return tiers, (settings.RATE_LIMIT_API_TIER or next(iter(tiers), "")).lower()

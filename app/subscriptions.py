@@ -129,7 +129,7 @@ class RedisSubscriptionStore(SubscriptionStore):
             pipe.zadd(self.EXPIRY, {key: (time.time() + self.ttl_s) * 1000})
             pipe.hset(self.PARAMS, key, value)
             if announce:
-                pipe.sadd(self.NEW + key.rsplit(":", 1)[0] + ":", key)
+                pipe.sadd(self._new_set(key), key)
             pipe.execute()
 
         with contextlib.suppress(SharedStoreUnavailable):  # the store warns of the outage itself, once
@@ -147,7 +147,7 @@ class RedisSubscriptionStore(SubscriptionStore):
 
     def drop(self, key: str) -> None:
         self.shared.run(lambda r: r.pipeline(transaction=False).zrem(self.EXPIRY, key).hdel(self.PARAMS, key)
-                        .srem(self.NEW + key.rsplit(":", 1)[0] + ":", key).execute())
+                        .srem(self._new_set(key), key).execute())
         self._forget(key)
 
     def expire(self) -> int:
@@ -161,6 +161,10 @@ class RedisSubscriptionStore(SubscriptionStore):
 
     def close(self) -> None:
         pass  # the connection pool belongs to the host
+
+    def _new_set(self, key: str) -> str:
+        """The announced-feeds set of ``key``'s ``group:endpoint:``, the prefix ``take_new`` is asked for."""
+        return self.NEW + key.rsplit(":", 1)[0] + ":"
 
     def _load(self, keys: list[str]) -> list[Subscription]:
         if not keys:
