@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 import requests
@@ -52,21 +52,11 @@ class Reply:
     trickle_s: float = 0.0
 
 
-class FakeProvider:
-    """A provider double speaking CoinGecko's ``/simple/price`` and ``/global`` unless told otherwise.
+class LoopbackServer:
+    """A threaded HTTP server on 127.0.0.1 that hands every request to ``_serve``; a context manager."""
 
-    ``prices[(coin_id, currency)]`` drives ``/simple/price``; ``respond(fn)`` replaces the behaviour with a
-    function of the ``Call``; ``delay_s`` slows every answer.
-    """
-
-    def __init__(self, port: int = 0) -> None:
-        self.calls: list[Call] = []
-        self.prices: dict[tuple[str, str], float] = {("ethereum", "usd"): 3021.5, ("bitcoin", "usd"): 97000.0,
-                                                     ("chainlink", "usd"): 14.25, ("ethereum", "eur"): 2800.0}
-        self.delay_s = 0.0
-        self._responder: Callable[[Call], Reply] | None = None
-        self._lock = threading.Lock()
-        provider = self
+    def _listen(self, port: int) -> None:
+        owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -75,7 +65,7 @@ class FakeProvider:
             disable_nagle_algorithm = True
 
             def do_GET(self) -> None:
-                provider._serve(self)
+                owner._serve(self)
 
             do_POST = do_GET
 
@@ -91,13 +81,33 @@ class FakeProvider:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                                         daemon=True)
 
-    def __enter__(self) -> FakeProvider:
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class FakeProvider(LoopbackServer):
+    """A provider double speaking CoinGecko's ``/simple/price`` and ``/global`` unless told otherwise.
+
+    ``prices[(coin_id, currency)]`` drives ``/simple/price``; ``respond(fn)`` replaces the behaviour with a
+    function of the ``Call``; ``delay_s`` slows every answer.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        self.calls: list[Call] = []
+        self.prices: dict[tuple[str, str], float] = {("ethereum", "usd"): 3021.5, ("bitcoin", "usd"): 97000.0,
+                                                     ("chainlink", "usd"): 14.25, ("ethereum", "eur"): 2800.0}
+        self.delay_s = 0.0
+        self._responder: Callable[[Call], Reply] | None = None
+        self._lock = threading.Lock()
+        self._listen(port)
 
     def respond(self, responder: Callable[[Call], Reply] | None) -> None:
         self._responder = responder
@@ -351,7 +361,7 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval
     return result
 
 
-class FakeHermes:
+class FakeHermes(LoopbackServer):
     """An HTTP server on 127.0.0.1 speaking Pyth Hermes: the SSE price stream and the latest-price call.
 
     ``prices`` maps a feed id (64 hex digits, no ``0x``) to an integer price with exponent -8. A stream request
@@ -364,33 +374,11 @@ class FakeHermes:
         self.streams: list[list[str]] = []
         self._queues: list[Any] = []
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                fake._serve(self)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            daemon_threads = True
-
-        self._server = Server(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
-
-    def __enter__(self) -> FakeHermes:
-        self._thread.start()
-        return self
+        self._listen(port)
 
     def __exit__(self, *exc: object) -> None:
-        self.drop()
-        self._server.shutdown()
-        self._server.server_close()
+        self.drop()  # open streams would hold the server's shutdown
+        super().__exit__(*exc)
 
     def push(self, feed: str, price: int) -> None:
         self.prices[feed] = price
