@@ -75,9 +75,11 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
         return Response(host.metrics.render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
                         content_type=CONTENT_TYPE_LATEST)
 
+    # The targets never change while the app lives: encoded once, like the OpenAPI document.
+    targets = json.dumps(discovery_groups(host.settings, list(host.adapters), list(host.remotes)))
+
     def discovery() -> Response:
-        groups = discovery_groups(host.settings, list(host.adapters), list(host.remotes))
-        return Response(json.dumps(groups), content_type="application/json")
+        return Response(targets, content_type="application/json")
 
     def plugin_metrics(name: str) -> Response:
         remote = host.remotes.get(name.lower())
