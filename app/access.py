@@ -10,32 +10,30 @@ from __future__ import annotations
 import hmac
 import ipaddress
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Any
 
 from app.errors import AdapterError, ForbiddenError, UnauthorizedError
 from app.settings import Settings
 
-if TYPE_CHECKING:  # gunicorn's master imports this module and must not load Flask
-    from flask import Request, Response
-
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost"}
 
 
-def access_check(settings: Settings) -> Callable[[Request], AdapterError | None] | None:
-    """The check for this configuration, or None when everyone may call (nothing to pay per request)."""
+def access_check(settings: Settings) -> Callable[[dict[str, Any]], AdapterError | None] | None:
+    """The check of a request's WSGI environ for this configuration, or None when everyone may call (nothing to
+    pay per request)."""
     token = settings.EA_AUTH_TOKEN.encode()
     networks = [ipaddress.ip_network(n, strict=False) for n in settings.EA_ALLOWED_IPS]
     open_path = f"{settings.BASE_URL}health"
     if not token and not networks:
         return None
 
-    def check(request: Request) -> AdapterError | None:
-        if request.path == open_path:
+    def check(environ: dict[str, Any]) -> AdapterError | None:
+        if environ.get("PATH_INFO") == open_path:
             return None
-        if networks and not _allowed(request.remote_addr, networks):
+        if networks and not _allowed(environ.get("REMOTE_ADDR"), networks):
             return ForbiddenError("this client address is not allowed (EA_ALLOWED_IPS)")
         if token:
-            scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+            scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
             if not (scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), token)):
                 return UnauthorizedError("a valid token is required: Authorization: Bearer <EA_AUTH_TOKEN>")
         return None
@@ -55,9 +53,3 @@ def exposed_without_protection(settings: Settings) -> bool:
     """Bound beyond loopback with neither a token nor an address list: worth a warning at startup."""
     return (settings.EA_HOST not in LOOPBACK_HOSTS and not settings.EA_HOST.startswith("127.")
             and not settings.EA_AUTH_TOKEN and not settings.EA_ALLOWED_IPS)
-
-
-def with_challenge(response: Response) -> Response:
-    if response.status_code == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="pyea"'
-    return response

@@ -11,6 +11,8 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
+from contextvars import ContextVar
+from typing import Any
 
 from app.settings import REDACTED, Settings
 
@@ -47,15 +49,20 @@ class LineFormatter(logging.Formatter):
         return line
 
 
+#: The WSGI environ of the request being served in this thread, set by the app's entry point (``app/wsgi.py``)
+#: for every route, so lines logged while serving it can name it.
+current_environ: ContextVar[dict[str, Any] | None] = ContextVar("pyea_current_environ", default=None)
+
+
 def request_correlation_id() -> str | None:
     """The caller's ``x-correlation-id``, else one made up on first use: only requests that log pay for it."""
-    from flask import g, has_request_context, request
-
-    if not has_request_context():
+    environ = current_environ.get()
+    if environ is None:
         return None
-    if "correlation_id" not in g:
-        g.correlation_id = request.headers.get("x-correlation-id") or uuid.uuid4().hex
-    return g.correlation_id
+    correlation_id = environ.get("pyea.correlation_id")
+    if correlation_id is None:
+        correlation_id = environ["pyea.correlation_id"] = environ.get("HTTP_X_CORRELATION_ID") or uuid.uuid4().hex
+    return correlation_id
 
 
 def configure_logging(settings: Settings, secrets: Iterable[str]) -> logging.Logger:

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -25,6 +26,8 @@ APP_LABELS = ("app_name", "app_version")
 #: Distinct ``feed_id`` label values per process; later feeds are counted under OTHER_FEEDS.
 MAX_FEED_LABELS = 2000
 OTHER_FEEDS = "[other]"
+#: Labelled series the hot path keeps at hand: each feed's hit, staleness and a few request outcomes.
+MAX_REMEMBERED_SERIES = 8 * MAX_FEED_LABELS
 # Error labels for http_requests_total{type}, by the status the node was answered with (v2's names).
 ERROR_TYPES = {400: "inputError", 404: "inputError", 413: "inputError", 429: "rateLimitError",
                502: "dataProviderError", 503: "adapterError", 504: "timeoutError"}
@@ -40,6 +43,9 @@ class Metrics:
         self.labels = (app_name, version)
         self._feeds: set[str] = set()
         self._feeds_lock = threading.Lock()
+        # Labelled children by (metric, label values): prometheus_client's ``labels()`` validates and locks on
+        # every call, which was the largest part of a cache hit's metrics. Bounded like the feed labels.
+        self._children: dict[tuple, Any] = {}
         shared = multiprocess_dir() is not None
         # In multiprocess mode values go to files, not to a registry; exposition reads the files.
         self._registry = None if shared else CollectorRegistry()
@@ -94,14 +100,29 @@ class Metrics:
         return OTHER_FEEDS
 
     def request(self, method: str, status: int, hit: bool, feed_id: str, seconds: float) -> None:
-        kind = ("cacheHit" if hit else "dataProviderHit") if status == 200 else ERROR_TYPES.get(status, "adapterError")
-        self.http_requests.labels(method, str(status), kind, self.feed_label(feed_id), *self.labels).inc()
-        self.http_duration.labels(*self.labels).observe(seconds)
+        self._child(self.http_requests, method, status, hit, feed_id).inc()
+        self._child(self.http_duration).observe(seconds)
 
     def cache_hit(self, feed_id: str, received_ms: int) -> None:
-        label = self.feed_label(feed_id)
-        self.cache_gets.labels(label, *self.labels).inc()
-        self.staleness.labels(label, *self.labels).set(max(0.0, time.time() - received_ms / 1000))
+        self._child(self.cache_gets, feed_id).inc()
+        self._child(self.staleness, feed_id).set(max(0.0, time.time() - received_ms / 1000))
+
+    def _child(self, metric: Any, *key: Any) -> Any:
+        """The hot path's labelled series; a new one is labelled (feed capped, type named) once."""
+        found = self._children.get((metric, *key))
+        if found is None:
+            found = metric.labels(*self._label_values(metric, key), *self.labels)
+            if len(self._children) < MAX_REMEMBERED_SERIES:  # feeds past the label cap are not remembered either
+                self._children[(metric, *key)] = found
+        return found
+
+    def _label_values(self, metric: Any, key: tuple) -> tuple:
+        if metric is self.http_requests:
+            method, status, hit, feed_id = key
+            kind = ("cacheHit" if hit else "dataProviderHit") if status == 200 else ERROR_TYPES.get(status,
+                                                                                                   "adapterError")
+            return method, str(status), kind, self.feed_label(feed_id)
+        return tuple(self.feed_label(k) for k in key)
 
     @contextmanager
     def timed_cycle(self, endpoint: str) -> Iterator[None]:

@@ -1,8 +1,11 @@
 """``POST {BASE_URL}``: the whole request path, top to bottom.
 
 envelope → endpoint → validated params → symbol overrides → cache key → cache hit? → subscription → (single-flight fetch
-into the cache) → response. Every failure is an ``AdapterError`` answered as JSON with its own status, so no bad
+into the cache) → answer. Every failure is an ``AdapterError`` answered as JSON with its own status, so no bad
 input can reach the node as a 500 or an HTML page.
+
+It works on the WSGI environ and returns an ``Answer`` (status and bytes), not Flask objects: ``app/wsgi.py``
+serves it without Flask's request context and Response, which would cost more than the rest of a cache hit.
 """
 
 from __future__ import annotations
@@ -10,32 +13,49 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
-
-from flask import Request, Response
+import traceback
+from json.encoder import encode_basestring_ascii
+from typing import TYPE_CHECKING, Any, NamedTuple
+from urllib.parse import parse_qsl
 
 from app.cache import CacheEntry
 from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, ProviderTimeoutError, RateLimitError
-from app.remote import RemoteAdapter
 from app.requester import strict_json_loads
-from app.runtime import AdapterRuntime, EndpointRuntime
 from app.validation import json_type, short
+
+if TYPE_CHECKING:
+    from flask import Request, Response
+
+    from app.remote import RemoteAdapter
+    from app.runtime import AdapterRuntime, EndpointRuntime
 
 log = logging.getLogger("pyea.request")
 
 JSON_MIMETYPE = "application/json"
+CHALLENGE = (("WWW-Authenticate", 'Bearer realm="pyea"'),)
 
 
-def handle(adapter: AdapterRuntime, request: Request) -> Response:
+class Answer(NamedTuple):
+    """What the node is sent: always JSON."""
+
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
     started = time.perf_counter()
     job_run_id: Any = "1"
     feed_id = ""
+    hit = False
     try:
-        body = read_body(request, adapter.settings.MAX_PAYLOAD_SIZE_LIMIT)
+        body = read_body(environ, adapter.settings.MAX_PAYLOAD_SIZE_LIMIT)
         job_run_id = job_run_id_of(body)
-        data = read_data(body, request)
+        args = query_args(environ) if environ.get("QUERY_STRING") else None
+        data = read_data(body, args)
         endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
-        data = coerce_query(endpoint, data, request)
+        if args:
+            data = coerce_query(endpoint, data, args)
         params, key, feed_id = endpoint.resolve(data)
         max_age = read_max_age(data.get("maxAge"), adapter)
 
@@ -66,17 +86,21 @@ def handle(adapter: AdapterRuntime, request: Request) -> Response:
                 last_good = adapter.stale(key)
                 if last_good is not None:
                     entry, hit, stale = last_good, True, True
-        response = render(entry, job_run_id, endpoint, hit, stale)
+        answer = render(entry, job_run_id, endpoint, hit, stale)
     except AdapterError as exc:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.name, exc.message)
-        response, hit = render_error(exc, job_run_id), False
-    adapter.metrics.request(request.method, response.status_code, hit, feed_id, time.perf_counter() - started)
-    return response
+        answer, hit = render_error(exc, job_run_id), False
+    except Exception as exc:  # a bug (ours or an adapter's) is still answered as JSON, and counted
+        log.exception("unexpected error on %s %s", environ.get("REQUEST_METHOD"), environ.get("PATH_INFO"))
+        answer, hit = unexpected_error(exc, adapter.settings.DEBUG, job_run_id), False
+    adapter.metrics.request(environ["REQUEST_METHOD"], answer.status, hit, feed_id, time.perf_counter() - started)
+    return answer
 
 
 def handle_remote(remote: RemoteAdapter, request: Request) -> Response:
-    """An out-of-process adapter's request: the size limit is the host's to enforce, the rest the worker's."""
+    """An out-of-process adapter's request (through Flask: it is forwarded, never a local cache hit): the size
+    limit is the host's to enforce, the rest the worker's."""
     job_run_id: Any = "1"
     try:
         raw = read_raw(request.environ, remote.max_payload)
@@ -89,12 +113,11 @@ def handle_remote(remote: RemoteAdapter, request: Request) -> Response:
         return remote.forward(request, raw)
     except AdapterError as exc:
         log.warning("request to adapter %s failed: %s %s", remote.name, exc.name, exc.message)
-        return render_error(exc, job_run_id)
+        return to_response(render_error(exc, job_run_id))
 
 
-def read_body(request: Request, limit: int) -> dict[str, Any]:
+def read_body(environ: dict[str, Any], limit: int) -> dict[str, Any]:
     """The JSON object in the body."""
-    environ = request.environ
     raw = read_raw(environ, limit)
     if not raw.strip():
         return {}  # a bare POST or GET with a query string
@@ -154,28 +177,29 @@ def job_run_id_of(body: dict[str, Any]) -> Any:
     return value if isinstance(value, str | int | float) and not isinstance(value, bool) else short(value)
 
 
-def read_data(body: dict[str, Any], request: Request) -> dict[str, Any]:
+def query_args(environ: dict[str, Any]) -> dict[str, str]:
+    """The query string's parameters, first value of each, decoded as werkzeug's ``request.args`` would."""
+    text = environ["QUERY_STRING"].encode("latin-1", "replace").decode("utf-8", "replace")
+    args: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, errors="replace"):
+        args.setdefault(name, value)
+    return args
+
+
+def read_data(body: dict[str, Any], args: dict[str, str] | None) -> dict[str, Any]:
     """``data`` with the query string merged in (v2 behaviour, for humans with curl)."""
     data = body.get("data")
     if data is None:
         data = {}
     elif not isinstance(data, dict):
         raise AdapterInputError(f"data: must be an object of request parameters, got {json_type(data)}")
-    if has_query(request):
-        data = {**data, **request.args.to_dict()}
-    return data
+    return {**data, **args} if args else data
 
 
-def has_query(request: Request) -> bool:
-    """Cheaper than parsing ``request.args`` for the usual bridge request, which has no query string."""
-    return bool(request.environ.get("QUERY_STRING"))
-
-
-def coerce_query(endpoint: EndpointRuntime, data: dict[str, Any], request: Request) -> dict[str, Any]:
-    if not has_query(request):
-        return data
+def coerce_query(endpoint: EndpointRuntime, data: dict[str, Any], args: dict[str, str]) -> dict[str, Any]:
+    """Query values arrive as text: typed as the endpoint's schema says, so ``?amount=5`` is the number 5."""
     coerced = dict(data)
-    for name in request.args:
+    for name in args:
         if name == "maxAge":
             coerced[name] = _number_or_text(data[name])
         else:
@@ -218,17 +242,36 @@ def wait_for_background(adapter: AdapterRuntime, key: str) -> CacheEntry:
 
 
 def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool, stale: bool = False,
-           ) -> Response:
+           ) -> Answer:
     """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated.
     ``stale``: a last good value served because its refresh failed (CACHE_STALE_MAX_AGE)."""
     staleness = round(max(0.0, time.time() - entry.received_ms / 1000), 3)
     flag = ',"stale":true' if stale else ""
-    text = (f'{{"jobRunID":{json.dumps(job_run_id)},{entry.body[1:-1]},{endpoint.meta_prefix}'
+    text = (f'{{"jobRunID":{_json_scalar(job_run_id)},{entry.body[1:-1]},{endpoint.meta_prefix}'
             f'{"true" if hit else "false"},"staleness":{staleness}{flag}}}}}')
-    return Response(text, status=entry.status_code, mimetype=JSON_MIMETYPE)
+    return Answer(entry.status_code, text.encode())
 
 
-def render_error(exc: AdapterError, job_run_id: Any = "1") -> Response:
-    body = {"jobRunID": job_run_id, **exc.body()}
-    return Response(json.dumps(body, separators=(",", ":")), status=exc.status_code, mimetype=JSON_MIMETYPE)
+def _json_scalar(value: Any) -> str:
+    """``json.dumps`` for the job id, without its per-call encoder set-up for the usual string id."""
+    return encode_basestring_ascii(value) if type(value) is str else json.dumps(value)
 
+
+def render_error(exc: AdapterError, job_run_id: Any = "1") -> Answer:
+    body = json.dumps({"jobRunID": job_run_id, **exc.body()}, separators=(",", ":")).encode()
+    return Answer(exc.status_code, body, CHALLENGE if exc.status_code == 401 else ())
+
+
+def unexpected_error(exc: Exception, debug: bool, job_run_id: Any = "1") -> Answer:
+    """A 500 that says where to look; with DEBUG, the stack too (never in production: it can show internals)."""
+    body = {"jobRunID": job_run_id, **AdapterError("unexpected error in the adapter; see its log").body()}
+    if debug:
+        body["error"]["stack"] = traceback.format_exception(exc)
+    return Answer(500, json.dumps(body, separators=(",", ":")).encode())
+
+
+def to_response(answer: Answer) -> Response:
+    """For the routes Flask serves."""
+    from flask import Response
+
+    return Response(answer.body, status=answer.status, headers=answer.headers, mimetype=JSON_MIMETYPE)

@@ -7,23 +7,23 @@ import logging
 import platform
 import socket
 import time
-import traceback
 from collections.abc import Callable
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
-from app.access import access_check, with_challenge
+from app.access import access_check
 from app.discovery import discovery_groups
 from app.errors import AdapterError, ServiceUnavailableError
 from app.host import Host, endpoint_summary
 from app.openapi import openapi_document
 from app.remote import RemoteAdapter
-from app.request_path import handle, handle_remote, render_error
+from app.request_path import handle, handle_remote, render_error, to_response, unexpected_error
 from app.runtime import AdapterRuntime
 from app.supervisor import read_state
 from app.validation import short
+from app.wsgi import AdapterRoutes
 
 log = logging.getLogger("pyea.http")
 
@@ -34,15 +34,23 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
     if check is not None:
         @app.before_request
         def refuse_unless_allowed() -> Response | None:
-            error = check(request)
-            return None if error is None else with_challenge(render_error(error))
+            error = check(request.environ)
+            return None if error is None else error_response(error)
 
+    # GET and POST on the in-process adapters' routes never reach Flask (app/wsgi.py); the rules below answer
+    # their other methods (HEAD, OPTIONS, 405) and the out-of-process adapters.
     writer = host.settings.EA_MODE == "writer"
+    direct: dict[str, AdapterRuntime] = {}
+    if not writer and isinstance(host.default, AdapterRuntime):
+        direct[base] = host.default
     app.add_url_rule(base, "adapter", _writer_view if writer else _adapter_view(host.default),
                      methods=["GET", "POST"])
     for name, served in [*host.adapters.items(), *host.remotes.items()]:
         app.add_url_rule(f"{base}{name}/", f"adapter_{name}", _writer_view if writer else _adapter_view(served),
                          methods=["GET", "POST"], strict_slashes=False)
+        if not writer and isinstance(served, AdapterRuntime):
+            direct[f"{base}{name}/"] = direct[f"{base}{name}"] = served
+    app.wsgi_app = AdapterRoutes(app.wsgi_app, direct, check)  # type: ignore[method-assign]
 
     def health() -> Response:
         if request.args.get("deep") in ("1", "true"):
@@ -50,14 +58,14 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
                 host.cache.ping()
             except Exception as exc:
                 log.warning("deep health check failed: %s", exc)
-                return render_error(ServiceUnavailableError(f"cache backend is not working: {exc}"))
+                return error_response(ServiceUnavailableError(f"cache backend is not working: {exc}"))
             if host.background is not None and host.background.lease.holder() is None:
-                return render_error(ServiceUnavailableError("no process holds the background lease: feeds are "
+                return error_response(ServiceUnavailableError("no process holds the background lease: feeds are "
                                                             "not being refreshed"))
             for remote in host.remotes.values():
                 problem = remote.health(timeout_s=0.5)
                 if problem is not None:
-                    return render_error(problem)
+                    return error_response(problem)
         return jsonify(message="OK", version=version)
 
     def status() -> Response:
@@ -86,13 +94,13 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
         if remote is None:
             where = ("runs in the host; its metrics are part of the host's own" if name.lower() in host.adapters
                      else "is not served by this host")
-            return render_error(AdapterError(f"adapter {short(name)} {where}", status_code=404,
+            return error_response(AdapterError(f"adapter {short(name)} {where}", status_code=404,
                                              name="AdapterNotFoundError"))
         try:
             return remote.metrics(request)
         except AdapterError as exc:
             log.warning("metrics of adapter %s: %s", remote.name, exc.message)
-            return render_error(exc)
+            return error_response(exc)
 
     document = openapi_document(host, version)
 
@@ -122,11 +130,15 @@ def _metrics_status(host: Host) -> dict:
 def _adapter_view(served: AdapterRuntime | RemoteAdapter) -> Callable[[], Response]:
     if isinstance(served, RemoteAdapter):
         return lambda: handle_remote(served, request)
-    return lambda: handle(served, request)
+    return lambda: to_response(handle(served, request.environ))
+
+
+def error_response(exc: AdapterError) -> Response:
+    return to_response(render_error(exc))
 
 
 def _writer_view() -> Response:
-    return render_error(AdapterError("this instance runs with EA_MODE=writer: it keeps the shared cache fresh and "
+    return error_response(AdapterError("this instance runs with EA_MODE=writer: it keeps the shared cache fresh and "
                                      "answers no requests; send them to a reader", status_code=404,
                                      name="AdapterWriterOnlyError"))
 
@@ -158,16 +170,10 @@ def _register_error_handlers(app: Flask, debug: bool) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         name = "".join(part.capitalize() for part in (exc.name or "Error").split())
-        return render_error(AdapterError(f"{request.method} {request.path}: {exc.description}",
+        return error_response(AdapterError(f"{request.method} {request.path}: {exc.description}",
                                          status_code=exc.code or 500, name=name))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.path)
-        response = render_error(AdapterError("unexpected error in the adapter; see its log"))
-        if debug:
-            body = response.get_json()
-            body["error"]["stack"] = traceback.format_exception(exc)
-            response = jsonify(body)
-            response.status_code = 500
-        return response
+        return to_response(unexpected_error(exc, debug))
