@@ -1,8 +1,8 @@
 """An adapter at run time: endpoint lookup, symbol overrides, and fetching a feed into the cache.
 
 Fetching is where credits are spent, so it is where duplicates are removed: one fetch per feed at a time in
-this process (``SingleFlight``), and, with ``REQUEST_COALESCING_ENABLED``, one across processes through an
-in-flight marker in the shared cache.
+this process (``SingleFlight``), on this machine (``MachineLocks``), and, with ``REQUEST_COALESCING_ENABLED``,
+across instances through an in-flight marker in the shared cache.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import functools
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.cache import Cache, CacheEntry
 from app.cache.keys import KeyMaker
-from app.coalescing import SingleFlight, wait_for_other_process
+from app.coalescing import MachineLocks, SingleFlight, wait_for_other_process
 from app.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
 from app.requester import LimitedSender, Requester
 from app.transports import FeedOutcome, Success
@@ -99,6 +100,7 @@ class AdapterRuntime:
         self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
                         for alias in (rt.name, *rt.endpoint.aliases)}
         self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
+        self._machine_locks = MachineLocks(os.path.join(settings.CACHE_DIR, "pyea-locks"))
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
 
     def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], missed: bool) -> None:
@@ -209,7 +211,16 @@ class AdapterRuntime:
         entry = self.cached(key, max_age)
         if entry is not None:
             return entry
-        if not (max_age >= 0 and self.settings.REQUEST_COALESCING_ENABLED and self.settings.CACHE_ENABLED):
+        if max_age >= 0 and self.settings.CACHE_ENABLED:
+            with self._machine_locks.hold(key):
+                # Another worker may have fetched it while this one waited for the lock.
+                entry = self.cached(key, max_age)
+                return entry if entry is not None else self._fetch_across_instances(endpoint, params, key, ttl_ms)
+        return self._fetch_and_store(endpoint, params, key, ttl_ms)
+
+    def _fetch_across_instances(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                                ttl_ms: int) -> CacheEntry:
+        if not self.settings.REQUEST_COALESCING_ENABLED:
             return self._fetch_and_store(endpoint, params, key, ttl_ms)
         owner = self.cache.add_marker(key, self._marker_ttl_ms)
         if not owner:
@@ -233,6 +244,9 @@ class AdapterRuntime:
             self.store(feed_key, entry, ttl_ms, outcome.params)
             if feed_key == key:
                 mine = entry
+                if isinstance(outcome.outcome, AdapterError):  # a bad key or a provider outage shows in the log
+                    log.warning("fetching %s %s failed: %s %s", endpoint.name, self.keys.feed_id(params),
+                                outcome.outcome.name, outcome.outcome.message)
         if mine is None:  # a transport that answered other feeds but not this one
             mine = self.entry_for(FeedOutcome(params, AdapterError("the transport returned no value for this "
                                                                    "feed"), None, 0, 0))

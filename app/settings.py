@@ -228,7 +228,7 @@ class Settings:
     CACHE_MAX_AGE: int = setting(90000, "Time a value stays cached when the request gives no maxAge",
                                  "cache", minimum=100, unit="ms")
     CACHE_MIN_AGE: int = setting(30000, "Lowest per-request maxAge honoured", "cache", minimum=0, unit="ms")
-    CACHE_MAX_ITEMS: int = setting(500, "Entries kept in the local cache (oldest written evicted first)",
+    CACHE_MAX_ITEMS: int = setting(10000, "Entries kept in the local cache (oldest written evicted first)",
                                    "cache", minimum=1)
     CACHE_FRONT_TTL: int = setting(250, "Time a worker keeps a hot entry in memory before reading the shared "
                                         "cache again (0: off)", "cache", minimum=0, maximum=1000, unit="ms")

@@ -177,6 +177,7 @@ WRK_SCRIPT = """\
 wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
+""" + """\
 local threads = {{}}
 function setup(thread) table.insert(threads, thread) end
 function init(args) not_ok = 0 end
@@ -191,6 +192,17 @@ function done(summary, latency, requests)
     e.connect + e.read + e.write + e.timeout, latency:percentile(50.0), latency:percentile(99.0)))
 end
 """
+# The same, but each request takes the next body of a list (distinct feeds), round robin per wrk thread.
+WRK_ROTATING_SCRIPT = """\
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local bodies = {{ {bodies} }}
+local next_body = 0
+function request()
+  next_body = next_body % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[next_body])
+end
+""" + WRK_SCRIPT.split('"application/json"\n', 1)[1]
 
 
 def run_wrk(url: str, script: Path, connections: int, duration_s: int, threads: int) -> LoadResult:
@@ -211,9 +223,11 @@ def run_wrk(url: str, script: Path, connections: int, duration_s: int, threads: 
 # --------------------------------------------------------------------------------- python load generator
 
 
-def _client_thread(port: int, window: tuple[float, float, float], sink: list[Any]) -> None:
+def _client_thread(port: int, window: tuple[float, float, float], sink: list[Any], bodies: Sequence[bytes],
+                   ) -> None:
     """One keep-alive connection; only requests completed inside the measured window count."""
     start_at, measure_from, end_at = window
+    sent = 0
     latencies: list[float] = []
     non200 = errors = 0
     conn = http.client.HTTPConnection(HOST, port, timeout=REQUEST_TIMEOUT_S)
@@ -224,7 +238,8 @@ def _client_thread(port: int, window: tuple[float, float, float], sink: list[Any
             break
         t0 = time.perf_counter()
         try:
-            conn.request("POST", "/", REQUEST_BODY, REQUEST_HEADERS)
+            conn.request("POST", "/", bodies[sent % len(bodies)], REQUEST_HEADERS)
+            sent += 1
             response = conn.getresponse()
             response.read()
             status = response.status
@@ -243,13 +258,13 @@ def _client_thread(port: int, window: tuple[float, float, float], sink: list[Any
 
 
 def _client_process(port: int, connections: int, warmup_s: float, duration_s: float, ready: Any, go: Any,
-                    start_at: Any, results: Any) -> None:
+                    start_at: Any, results: Any, bodies: Sequence[bytes]) -> None:
     """Entry point of one load process (spawned, so it shares nothing with the servers' parent)."""
     ready.put(os.getpid())
     go.wait(START_TIMEOUT_S)
     window = (start_at.value, start_at.value + warmup_s, start_at.value + warmup_s + duration_s)
     sink: list[Any] = []
-    threads = [threading.Thread(target=_client_thread, args=(port, window, sink), daemon=True)
+    threads = [threading.Thread(target=_client_thread, args=(port, window, sink, bodies), daemon=True)
                for _ in range(connections)]
     for thread in threads:
         thread.start()
@@ -258,7 +273,8 @@ def _client_process(port: int, connections: int, warmup_s: float, duration_s: fl
     results.put(([lat for lats, _, _ in sink for lat in lats], sum(s[1] for s in sink), sum(s[2] for s in sink)))
 
 
-def run_python_load(url: str, connections: int, warmup_s: int, duration_s: int) -> LoadResult:
+def run_python_load(url: str, connections: int, warmup_s: int, duration_s: int,
+                    bodies: Sequence[bytes] = (REQUEST_BODY,)) -> LoadResult:
     """Fallback without wrk: processes (one per core) of keep-alive threads, because one process is GIL-bound.
 
     It spends several times wrk's CPU per request, on the same cores as the servers, so its absolute figures
@@ -271,7 +287,7 @@ def run_python_load(url: str, connections: int, warmup_s: int, duration_s: int) 
     ready, results, go = ctx.Queue(), ctx.Queue(), ctx.Event()
     start_at = ctx.Value("d", 0.0)
     procs = [ctx.Process(target=_client_process, args=(port, share, warmup_s, duration_s, ready, go, start_at,
-                                                       results), daemon=True) for share in shares]
+                                                       results, list(bodies)), daemon=True) for share in shares]
     try:
         for proc in procs:
             proc.start()
@@ -309,24 +325,33 @@ class LoadGenerator:
             return f"wrk ({wrk_version()}, {self.wrk_threads} thread{'s' if self.wrk_threads > 1 else ''})"
         return "python (http.client keep-alive, one process per core)"
 
-    def measure(self, url: str, master: int, connections: int, warmup_s: int, duration_s: int) -> LoadResult:
+    def rotating(self, bodies: Sequence[bytes]) -> Path:
+        """A wrk script sending ``bodies`` in turn (written once per list)."""
+        script = self.script.with_name(f"rotating-{len(bodies)}-{abs(hash(tuple(bodies)))}.lua")
+        if not script.exists():
+            script.write_text(WRK_ROTATING_SCRIPT.format(bodies=", ".join(lua_string(b.decode()) for b in bodies)))
+        return script
+
+    def measure(self, url: str, master: int, connections: int, warmup_s: int, duration_s: int,
+                bodies: Sequence[bytes] = (REQUEST_BODY,)) -> LoadResult:
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         split: list[int] = []
+        script = self.script if list(bodies) == [REQUEST_BODY] else self.rotating(bodies)
 
         def probe() -> None:
             split.extend(connections_per_worker(master, port))
 
         if self.use_wrk:
             if warmup_s > 0:
-                run_wrk(url, self.script, connections, warmup_s, self.wrk_threads)
+                run_wrk(url, script, connections, warmup_s, self.wrk_threads)
             timer = threading.Timer(duration_s / 2, probe)
             timer.start()
-            result = run_wrk(url, self.script, connections, duration_s, self.wrk_threads)
+            result = run_wrk(url, script, connections, duration_s, self.wrk_threads)
         else:
             # The Python generator starts measuring after spawning its processes and its own warm-up.
             timer = threading.Timer(1.0 + warmup_s + duration_s / 2, probe)
             timer.start()
-            result = run_python_load(url, connections, warmup_s, duration_s)
+            result = run_python_load(url, connections, warmup_s, duration_s, bodies)
         timer.cancel()
         timer.join()
         result.connections_per_worker = split

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
-def measure(size: int, cycles: int) -> dict:
+def measure(size: int, cycles: int, latency_ms: float = 0.0) -> dict:
     """One size, in this process: subscribe ``size`` feeds, then run refresh cycles."""
     from adapters.coingecko.transports import SimplePriceTransport
     from app import close_app, create_app
@@ -36,6 +36,7 @@ def measure(size: int, cycles: int) -> dict:
     with FakeProvider() as provider, tempfile.TemporaryDirectory() as cache_dir:
         for i in range(size):
             provider.prices[(f"coin-{i:05d}", "usd")] = 1.0 + i
+        provider.delay_s = latency_ms / 1000
         # Entries live 100 ms, so every feed is due again at each cycle, as after CACHE_MAX_AGE in production.
         app = create_app(env={"API_ENDPOINT": provider.url, "CACHE_DIR": cache_dir, "LOG_LEVEL": "error",
                               "WARMUP_ENABLED": "false", "CACHE_MAX_AGE": "100", "CACHE_MIN_AGE": "0",
@@ -56,7 +57,7 @@ def measure(size: int, cycles: int) -> dict:
                             "batches": batches})
         close_app(app)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"feeds": size, "batch_size": SimplePriceTransport.max_batch_size,
+    return {"feeds": size, "provider_latency_ms": latency_ms, "batch_size": SimplePriceTransport.max_batch_size,
             "expected_calls": math.ceil(size / SimplePriceTransport.max_batch_size),
             "provider_calls": statistics.median(r["provider_calls"] for r in results),
             "cycle_s": statistics.median(r["seconds"] for r in results),
@@ -67,15 +68,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 10, 100, 1000, 10000])
     parser.add_argument("--cycles", type=int, default=3)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="the fake provider's answer time")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: measure one size, print JSON
     args = parser.parse_args(argv)
     if args.one is not None:
-        print(json.dumps(measure(args.one, args.cycles)))
+        print(json.dumps(measure(args.one, args.cycles, args.latency_ms)))
         return 0
     rows = []
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--cycles", str(args.cycles)],
+        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--cycles", str(args.cycles),
+                              "--latency-ms", str(args.latency_ms)],
                              capture_output=True, text=True, timeout=900, cwd=REPO)
         if out.returncode != 0:
             print(out.stderr[-3000:], file=sys.stderr)

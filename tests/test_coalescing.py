@@ -1,4 +1,5 @@
-"""Identical concurrent work happens once: threads of a process always share one provider call."""
+"""Identical concurrent work happens once: threads of a process, and processes sharing a CACHE_DIR, always share
+one provider call."""
 
 from __future__ import annotations
 
@@ -25,6 +26,28 @@ def test_concurrent_cold_requests_cost_one_call(make_app, provider):
     assert provider.count() == 1
     assert all(status == 200 and body["result"] == 3021.5 for status, body in answers)
     assert sorted(body["jobRunID"] for _, body in answers) == sorted(str(i) for i in range(64))
+
+
+def test_apps_sharing_a_cache_dir_share_one_cold_fetch_without_waiting_long(make_app, provider, tmp_path):
+    """Two apps on one CACHE_DIR stand for two gunicorn workers (the real ones: test_gunicorn.py): with default
+    settings the second waits on the machine lock and answers from the cache as soon as the first has stored."""
+    shared = str(tmp_path / "shared-cache")
+    apps = [make_app(CACHE_DIR=shared), make_app(CACHE_DIR=shared)]
+    provider.delay_s = 0.3
+    barrier = threading.Barrier(32)
+
+    def ask(i: int):
+        barrier.wait()
+        started = time.monotonic()
+        response = apps[i % 2].test_client().post("/", json={"id": str(i), "data": {"base": "ETH", "quote": "USD"}})
+        return response.status_code, time.monotonic() - started
+
+    with ThreadPoolExecutor(32) as pool:
+        answers = list(pool.map(ask, range(32)))
+    assert provider.count() == 1
+    assert all(status == 200 for status, _ in answers)
+    # Not a polling interval late: the slowest answer follows the provider's 0.3 s closely.
+    assert max(seconds for _, seconds in answers) < 0.3 + 0.15, answers
 
 
 def test_concurrent_failures_are_shared_too(make_app, provider):

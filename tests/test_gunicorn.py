@@ -223,8 +223,9 @@ def test_one_worker_fully_works(tmp_path: Path, provider: FakeProvider) -> None:
 
 COALESCING_CASES = {
     "1 worker x 8 threads": {"EA_WORKERS": "1", "EA_THREADS": "8"},
-    "2 workers, cross-process coalescing": {"EA_WORKERS": "2", "EA_THREADS": "8",
-                                            "REQUEST_COALESCING_ENABLED": "true"},
+    "2 workers, default settings (machine lock)": {"EA_WORKERS": "2", "EA_THREADS": "8"},
+    "2 workers, cross-instance coalescing on": {"EA_WORKERS": "2", "EA_THREADS": "8",
+                                                "REQUEST_COALESCING_ENABLED": "true"},
 }
 
 

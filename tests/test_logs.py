@@ -22,7 +22,8 @@ def test_every_line_is_json_and_no_output_carries_the_key(tmp_path: Path, provid
     outputs = []
     with GunicornProcess(env, log_path=log_path) as server:
         for data in ({"base": "ETH", "quote": "USD"}, {"base": "BTC", "quote": "USD"}, {"base": 5}):
-            outputs.append(requests.post(server.url, json={"id": "1", "data": data}, timeout=10).text)
+            outputs.append(requests.post(server.url, json={"id": "1", "data": data}, timeout=10,
+                                         headers={"x-correlation-id": f"corr-{data['base']}"}).text)
         outputs.append(requests.get(f"{server.url}/status", timeout=10).text)
         outputs.append(requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text)
     assert provider.calls[0].headers["x-cg-pro-api-key"] == SECRET  # the key was really used
@@ -36,3 +37,7 @@ def test_every_line_is_json_and_no_output_carries_the_key(tmp_path: Path, provid
         entry = json.loads(line)
         assert {"level", "time", "logger", "message"} <= entry.keys(), line
     assert any(json.loads(line)["logger"].startswith("pyea") for line in lines)  # pyea's own lines too
+    # The failed BTC fetch's warning names the caller's correlation id; lines outside requests name none.
+    tagged = [json.loads(line) for line in lines if "correlationId" in json.loads(line)]
+    assert any(e["correlationId"] == "corr-BTC" and e["level"] == "warning" for e in tagged), tagged
+    assert not any("Booting worker" in e["message"] for e in tagged)
