@@ -38,6 +38,7 @@ def create_app(wsgi_environ: Mapping[str, Any] | None = None, start_response: Ca
     flask_app.json.sort_keys = False
     flask_app.extensions["pyea"] = host
     register_routes(flask_app, host, __version__)
+    host.metrics.start()
     host.start_background()
     return flask_app
 

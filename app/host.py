@@ -232,6 +232,7 @@ class Host:
     def close(self) -> None:
         if self.background is not None:
             self.background.stop()
+        self.metrics.close()
         self.requester.close()
         for remote in self.remotes.values():
             remote.close()

@@ -48,7 +48,7 @@ class EndpointRuntime:
         self.schema = config.schemas[name]
         self.transport = self.endpoint.transport
         self.adapter = adapter
-        self._resolve_text = functools.lru_cache(maxsize=RESOLVED_MEMO_SIZE)(self._resolve_uncached)
+        self._resolve_memo = functools.lru_cache(maxsize=RESOLVED_MEMO_SIZE)(self._resolve_uncached)
         # Everything in a response's meta that does not change per request, encoded once.
         self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
                             f'"endpoint":{json.dumps(name)},"cacheHit":')
@@ -60,14 +60,19 @@ class EndpointRuntime:
         count): nodes ask for the same few feeds again and again, and schema validation would otherwise be the
         largest cost of a cache hit. Invalid data raises and is not kept.
         """
-        relevant = {k: v for k, v in data.items() if k in self.schema.canonical or k == "overrides"}
-        text = json.dumps(relevant, sort_keys=True, separators=(",", ":"))
+        relevant = [(k, v) for k, v in data.items() if k in self.schema.canonical or k == "overrides"]
+        if all(type(v) is str for _, v in relevant):
+            # The usual bridge request: text values only, keyed as they are (exact types: 1 == True in a tuple).
+            items = tuple(sorted(relevant))
+            if sum(len(k) + len(v) for k, v in items) <= RESOLVED_MEMO_MAX_CHARS:
+                return self._resolve_memo(items)
+        text = json.dumps(dict(relevant), sort_keys=True, separators=(",", ":"))
         if len(text) > RESOLVED_MEMO_MAX_CHARS:
             return self._resolve_uncached(text)
-        return self._resolve_text(text)
+        return self._resolve_memo(text)
 
-    def _resolve_uncached(self, text: str) -> tuple[Mapping[str, Any], str, str]:
-        data = json.loads(text)
+    def _resolve_uncached(self, key: str | tuple[tuple[str, str], ...]) -> tuple[Mapping[str, Any], str, str]:
+        data = json.loads(key) if isinstance(key, str) else dict(key)
         params = self.schema.normalise(data)
         params = self.adapter.apply_overrides(self, params, data.get("overrides"))
         keys = self.adapter.keys

@@ -60,9 +60,9 @@ def non_hits(server: GunicornProcess) -> float:
 class Trio:
     """pyea, bare Flask and raw WSGI under the same gunicorn settings; the caller stops them."""
 
-    def __init__(self, provider: FakeProvider, workdir: Path, workers: int, threads: int,
+    def __init__(self, provider: FakeProvider, workdir: Path, workers: int, threads: int, tag: str = "",
                  extra_env: dict[str, str] | None = None) -> None:
-        self.name = f"{workers}x{threads}"
+        self.name = f"{tag}{workers}x{threads}"
         self.servers: dict[str, GunicornProcess] = {}
         pyea = pyea_server(provider, workdir, f"pyea-{self.name}", workers, threads)
         pyea.env.update(extra_env or {})
@@ -158,7 +158,7 @@ def feed_rotation(loadgen: LoadGenerator, workdir: Path, sizes: Sequence[int], w
         trio = None
         try:
             # The defaults keep 10 000 entries; the largest set plus the warm-up feed must all stay cached.
-            trio = Trio(provider, workdir, workers, threads, {"CACHE_MAX_ITEMS": str(max(10000, largest + 100))})
+            trio = Trio(provider, workdir, workers, threads, "feeds-", {"CACHE_MAX_ITEMS": str(max(10000, largest + 100))})
             pyea = trio.servers["pyea"]
             fill(pyea.url, [feed_body(i) for i in range(largest)])
             before = non_hits(pyea)

@@ -217,7 +217,7 @@ def test_overflowing_numbers_are_400_not_invalid_json(client, raw):
 def test_validation_memo_ignores_unknown_keys_and_large_inputs(make_app):
     app = make_app()
     client = app.test_client()
-    memo = app.extensions["pyea"].default.endpoints["crypto"]._resolve_text
+    memo = app.extensions["pyea"].default.endpoints["crypto"]._resolve_memo
     for i in range(20):
         assert node_request(client, {"base": "ETH", "quote": "USD", "pad": "x" * 1000 + str(i)}).status_code == 200
     assert memo.cache_info().currsize == 1

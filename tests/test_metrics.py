@@ -7,7 +7,8 @@ from pathlib import Path
 
 import requests
 
-from app.testing import FakeProvider
+from app.metrics import FLUSH_INTERVAL_S
+from app.testing import FakeProvider, wait_for
 from tests.conftest import node_request
 from tests.test_gunicorn import gunicorn, post, pyea_env, served_by
 
@@ -59,7 +60,13 @@ def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: Fake
     with gunicorn(env, log_path) as server:
         for i in range(10):  # a new connection each: gunicorn spreads them over the workers
             assert post(server.url, headers={"x-test-id": f"m-{i}"}).status_code == 200
-        text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+
+        def all_counted() -> str | None:
+            text = requests.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+            return text if sum(samples(text, "http_requests_total").values()) >= 10 else None
+
+        # Workers write their request counts out every FLUSH_INTERVAL_S.
+        text = wait_for(all_counted, FLUSH_INTERVAL_S * 4, "every request counted")
         workers = set(served_by(log_path, "m-", 10).values())
     assert len(workers) >= 2  # several workers answered, so the total below was summed over processes
     assert sum(samples(text, "http_requests_total").values()) == 10
