@@ -583,7 +583,8 @@ def check_load(label: str, result: LoadResult) -> None:
 def fmt(result: LoadResult) -> str:
     return (f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  p99 {result.p99_ms:6.2f} ms  "
             f"cores: server {result.server_cores:.2f} load {result.loadgen_cores:.2f} "
-            f"other {result.other_cores:.2f}  conns/worker {result.connections_per_worker}")
+            f"other {result.other_cores:.2f} steal {result.steal_cores:.2f}  "
+            f"conns/worker {result.connections_per_worker}")
 
 
 def summarise(results: Sequence[LoadResult]) -> dict[str, float]:

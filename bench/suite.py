@@ -46,29 +46,32 @@ BATCH_PROVIDER_LATENCY_MS = 50
 def run(plan: dict[str, Any], loadgen: LoadGenerator, workdir: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
 
-    def section(name: str, title: str) -> None:
+    def section(name: str, title: str) -> Path:
+        """Each section's servers get their own directory (cache directories, logs, wrk scripts)."""
         print(f"\n== {title}", flush=True)
         results.setdefault("section_s", {})[name] = time.monotonic()
+        (workdir / name).mkdir()
+        return workdir / name
 
-    section("hits", "cache hits: pyea, bare Flask and raw WSGI")
-    results["hits"] = hit_matrix(loadgen, workdir, plan["configs"], plan["connections"], plan["rounds"], 1,
+    where = section("hits", "cache hits: pyea, bare Flask and raw WSGI")
+    results["hits"] = hit_matrix(loadgen, where, plan["configs"], plan["connections"], plan["rounds"], 1,
                                  plan["duration"])
-    section("feeds", "cache hits rotating over many feeds")
-    results["feeds"] = feed_rotation(loadgen, workdir, plan["feed_sizes"], 2, 8, 16, plan["rounds"], 1,
+    where = section("feeds", "cache hits rotating over many feeds")
+    results["feeds"] = feed_rotation(loadgen, where, plan["feed_sizes"], 2, 8, 16, plan["rounds"], 1,
                                      plan["duration"])
-    section("cold", "cold feeds: first request and herd")
-    results["cold"] = cold(workdir, PROVIDER_LATENCY_S, plan["first_samples"], 200, plan["herds"])
+    where = section("cold", "cold feeds: first request and herd")
+    results["cold"] = cold(where, PROVIDER_LATENCY_S, plan["first_samples"], 200, plan["herds"])
     print(f"  provider {results['cold']['provider_ms']:.1f} ms; first request {results['cold']['first_median_ms']:.1f}"
           f" ms; herd p99 {results['cold']['herd_p99_ms']:.1f} ms; calls per herd "
           f"{[h['provider_calls'] for h in results['cold']['herds']]}", flush=True)
     section("batching", "background refresh: batches per cycle")
     results["batching"] = batching(plan["batch_sizes"])
-    section("memory", "memory by subscribed feeds")
-    results["memory"] = memory_by_feeds(loadgen, workdir, plan["memory_sizes"], 16, plan["duration"] + 2)
-    section("scaling", "workers x threads")
+    where = section("memory", "memory by subscribed feeds")
+    results["memory"] = memory_by_feeds(loadgen, where, plan["memory_sizes"], 16, plan["duration"] + 2)
+    where = section("scaling", "workers x threads")
     args = argparse.Namespace(connections=16, warmup=1, matrix_duration=plan["duration"],
                               matrix_rounds=plan["matrix_rounds"])
-    results["scaling"] = matrix(args, loadgen, workdir)["rows"]
+    results["scaling"] = matrix(args, loadgen, where)["rows"]
     starts = results.pop("section_s")
     ends = [*list(starts.values())[1:], time.monotonic()]
     results["section_seconds"] = {name: round(end - start, 1) for (name, start), end in zip(starts.items(), ends,
