@@ -187,11 +187,14 @@ def _scaling_advice(results: dict[str, Any]) -> list[str]:
         return []
     growth = ", ".join(f"{w} worker{'s' if w > 1 else ''}: {rps:.0f} req/s" for w, rps in sorted(by_workers.items()))
     cores = results["machine"]["cores"]
-    return [f"Best throughput by workers ({growth}). A cache hit is CPU-bound Python, one core per worker at "
-            f"most (the GIL), so throughput grows with workers up to the cores ({cores} here) and stops there; "
-            "threads beyond a few do not add hit throughput but keep slow provider calls (each holds a thread for "
-            "up to `API_TIMEOUT`) from blocking hits. **Set `EA_WORKERS` to the VM's cores (the default 2 suits "
-            "a 2-core VM) and keep `EA_THREADS=8`**; each extra worker costs about 45 MiB."]
+    return [f"Best throughput by workers in this run: {growth}. A cache hit is CPU-bound Python, at most one core "
+            f"per worker (the GIL), so a {cores}-core VM needs {cores} workers to use its cores; more workers than "
+            "cores can still win a round, because gthread keeps each keep-alive connection on the worker that "
+            "accepted it and an unlucky split leaves a core idle (the `splits` of `bench/cache_hit.py --matrix` "
+            "show it), and because this machine's steal time varies. Threads beyond a few add little hit "
+            "throughput, but every provider call in flight holds one for up to `API_TIMEOUT`. **Set `EA_WORKERS` "
+            "to the VM's cores (the default 2 suits a 2-core VM) and keep `EA_THREADS=8`**; each worker costs "
+            "about 45-50 MiB."]
 
 
 def _image(plots: dict[str, str], name: str, alt: str) -> list[str]:
