@@ -148,6 +148,11 @@ class Metrics:
             self._counts[counter] = self._counts.get(counter, 0.0) + 1
             self._gauges[gauge] = staleness
 
+    def cache_set(self, feed_id: str, status: int) -> None:
+        counter = self._child(self.cache_sets, feed_id, status)
+        with self._pending_lock:
+            self._counts[counter] = self._counts.get(counter, 0.0) + 1
+
     def _child(self, metric: Any, *key: Any) -> Any:
         """The hot path's labelled series; a new one is labelled (feed capped, type named) once."""
         found = self._children.get((metric, *key))
@@ -163,6 +168,9 @@ class Metrics:
             kind = ("cacheHit" if hit else "dataProviderHit") if status == 200 else ERROR_TYPES.get(status,
                                                                                                    "adapterError")
             return method, str(status), kind, self.feed_label(feed_id)
+        if metric is self.cache_sets:
+            feed_id, status = key
+            return self.feed_label(feed_id), str(status)
         return tuple(self.feed_label(k) for k in key)
 
     @contextmanager

@@ -270,8 +270,7 @@ class AdapterRuntime:
             self.cache.set(key, entry, self.settings.CACHE_ERROR_MAX_AGE)
         else:
             return
-        self.metrics.cache_sets.labels(self.metrics.feed_label(self.keys.feed_id(params)), str(entry.status_code),
-                                       *self.metrics.labels).inc()
+        self.metrics.cache_set(self.keys.feed_id(params), entry.status_code)
 
     def entry_for(self, feed: FeedOutcome) -> CacheEntry:
         """Serialise once, at write time: hits then splice text instead of re-encoding objects."""

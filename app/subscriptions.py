@@ -31,6 +31,8 @@ LOCK_TIMEOUT_S = 2.0
 MAX_REFRESH_GAP_S = 60.0
 #: Per-process memory of recent refreshes; cleared when larger (it only saves writes).
 MEMO_LIMIT = 20_000
+#: Seconds between writes of the refreshes requests leave for later, all in one transaction.
+REFRESH_FLUSH_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,9 @@ class SubscriptionStore:
         self.refresh_gap_s = min(self.ttl_s / 10, MAX_REFRESH_GAP_S)
         self._refreshed: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._deferred: dict[str, str] = {}
+        self._flusher: threading.Thread | None = None
+        self._closing = threading.Event()
 
     def subscribe(self, key: str, endpoint: str, params: Mapping[str, Any], force: bool = False,
                   announce: bool = False) -> None:
@@ -63,6 +68,12 @@ class SubscriptionStore:
         if not force and last is not None and now - last < self.refresh_gap_s:
             return
         value = json.dumps({"endpoint": endpoint, "params": dict(params)}, separators=(",", ":"))
+        if not force:
+            # A cache hit: the feed is being kept fresh already, so its extension can wait a second and share
+            # one transaction with the others. Written inline, thousands of feeds coming due together had every
+            # request thread queueing on SQLite's write lock, whose busy handler sleeps up to 100 ms.
+            self._defer(key, value, now)
+            return
         if not self._write(key, value, announce):
             log.warning("subscription store busy; %s not refreshed this time", endpoint)
             return
@@ -77,6 +88,45 @@ class SubscriptionStore:
         except diskcache.Timeout:
             return False
         return True
+
+    def _write_many(self, items: dict[str, str]) -> bool:
+        try:
+            with self._store.transact(retry=True):
+                for key, value in items.items():
+                    self._store.set(key, value, expire=self.ttl_s)
+        except diskcache.Timeout:
+            return False
+        return True
+
+    def _defer(self, key: str, value: str, now: float) -> None:
+        with self._lock:
+            self._deferred[key] = value
+            if len(self._refreshed) > MEMO_LIMIT:
+                self._refreshed.clear()
+            self._refreshed[key] = now
+            if self._flusher is None and not self._closing.is_set():
+                self._flusher = threading.Thread(target=self._flush_periodically, name="pyea-subscriptions",
+                                                 daemon=True)
+                self._flusher.start()
+
+    def _flush_periodically(self) -> None:
+        while not self._closing.wait(REFRESH_FLUSH_S):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the deferred refreshes; if the store is busy, forget them so the next request retries."""
+        with self._lock:
+            items, self._deferred = self._deferred, {}
+        if items and not self._write_many(items):
+            log.warning("subscription store busy; %d feeds not refreshed this time", len(items))
+            for key in items:
+                self._forget(key)
+
+    def _stop_flushing(self) -> None:
+        self._closing.set()
+        if self._flusher is not None:
+            self._flusher.join(5)
+        self.flush()
 
     def live(self, prefix: str) -> list[Subscription]:
         """Unexpired subscriptions whose key starts with ``prefix`` (``group:endpoint:``)."""
@@ -104,6 +154,7 @@ class SubscriptionStore:
         return self._store.expire(retry=True)
 
     def close(self) -> None:
+        self._stop_flushing()
         self._store.close()
 
     def _forget(self, key: str) -> None:
@@ -136,6 +187,16 @@ class RedisSubscriptionStore(SubscriptionStore):
             self.shared.run(write)
         return True
 
+    def _write_many(self, items: dict[str, str]) -> bool:
+        def write(r: Any) -> None:
+            expiry = (time.time() + self.ttl_s) * 1000
+            r.pipeline(transaction=False).zadd(self.EXPIRY, dict.fromkeys(items, expiry)).hset(
+                self.PARAMS, mapping=items).execute()
+
+        with contextlib.suppress(SharedStoreUnavailable):  # as for one write: the outage is warned of once
+            self.shared.run(write)
+        return True
+
     def live(self, prefix: str) -> list[Subscription]:
         keys = [k for k in self.shared.run(lambda r: r.zrangebyscore(self.EXPIRY, time.time() * 1000, "+inf"))
                 if k.startswith(prefix)]
@@ -160,7 +221,7 @@ class RedisSubscriptionStore(SubscriptionStore):
         return self.shared.run(expire)
 
     def close(self) -> None:
-        pass  # the connection pool belongs to the host
+        self._stop_flushing()  # the connection pool belongs to the host
 
     def _new_set(self, key: str) -> str:
         """The announced-feeds set of ``key``'s ``group:endpoint:``, the prefix ``take_new`` is asked for."""

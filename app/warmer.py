@@ -93,9 +93,11 @@ class Warmer:
         outcomes = endpoint.transport.fetch([s.params for s in batch], adapter.values, adapter.background)
         if outcomes and all(isinstance(o.outcome, RateLimitError) for o in outcomes):
             return False
-        for outcome in outcomes:
-            key = adapter.keys.key(endpoint.name, outcome.params)
-            adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE, outcome.params)
+        with adapter.cache.batch():
+            keys = [adapter.keys.key(endpoint.name, outcome.params) for outcome in outcomes]
+            for key, outcome in zip(keys, outcomes, strict=True):
+                adapter.store(key, adapter.entry_for(outcome), adapter.settings.CACHE_MAX_AGE, outcome.params)
+        for key, outcome in zip(keys, outcomes, strict=True):
             if key not in by_key:
                 continue
             if isinstance(outcome.outcome, Success):

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cache_hit import HOST, START_TIMEOUT_S, BenchError, percentile, pyea_server
+from cache_hit import HOST, BenchError, percentile
+from hits import Trio
 
 from app.testing import FakeProvider
 
@@ -42,7 +43,7 @@ def _timed(port: int, method: str, path: str, body: bytes | None, ready: threadi
 
 def _client(job: dict[str, Any]) -> dict[str, Any]:
     """Runs in the load process: baseline, sequential first requests, then herds."""
-    out: dict[str, Any] = {"provider_s": [], "first": [], "herds": []}
+    out: dict[str, Any] = {"provider_s": [], "first": [], "herds": [], "hit_herds": []}
     for _ in range(job["samples"]):
         out["provider_s"].append(_timed(job["provider_port"], "GET", "/simple/price?ids=ethereum&vs_currencies=usd",
                                         None)[1])
@@ -51,6 +52,14 @@ def _client(job: dict[str, Any]) -> dict[str, Any]:
     for body in job["herd_bodies"]:
         out["herds"].append(_herd(job["port"], body.encode(), job["herd"]))
         time.sleep(0.2)
+        # The same herd again, now a cache hit: what 200 simultaneous new connections cost without any wait.
+        out["hit_herds"].append(_herd(job["port"], body.encode(), job["herd"]))
+        time.sleep(0.2)
+    for name, port in job["baseline_ports"].items():
+        out[f"{name}_herds"] = []
+        for body in job["herd_bodies"]:
+            out[f"{name}_herds"].append(_herd(port, body.encode(), job["herd"]))
+            time.sleep(0.2)
     return out
 
 
@@ -67,15 +76,19 @@ def _herd(port: int, body: bytes, size: int) -> list[tuple[int, float]]:
 
 
 def cold(workdir: Path, provider_latency_s: float, first_samples: int, herd_size: int, herds: int,
-         ) -> dict[str, Any]:
-    """pyea with its default settings (2 workers), against a provider answering in ``provider_latency_s``."""
+         workers: int = 2, threads: int = 8) -> dict[str, Any]:
+    """pyea (by default with its default settings, 2 x 8) against a provider answering in
+    ``provider_latency_s``."""
     with FakeProvider() as provider:
         for i in range(first_samples + herds):
             provider.prices[(f"cold-{i:03d}", "usd")] = 1.0 + i
-        provider.delay_s = provider_latency_s
-        server = pyea_server(provider, workdir, "pyea-cold", 2, 8)
+        trio = None
         try:
-            server.start(START_TIMEOUT_S)
+            # pyea beside the bare Flask and raw WSGI baselines: the same herd against those shows what 200
+            # simultaneous new connections cost this machine with no framework and no wait at all.
+            trio = Trio(provider, workdir, workers, threads, "cold-")
+            provider.delay_s = provider_latency_s
+            server = trio.servers["pyea"]
 
             def body(i: int) -> str:
                 return json.dumps({"id": str(i), "data": {"coinid": f"cold-{i:03d}", "quote": "USD"}})
@@ -83,28 +96,37 @@ def cold(workdir: Path, provider_latency_s: float, first_samples: int, herd_size
             job = {"port": server.port, "provider_port": int(provider.url.rsplit(":", 1)[1]),
                    "samples": first_samples, "herd": herd_size,
                    "first_bodies": [body(i) for i in range(first_samples)],
-                   "herd_bodies": [body(first_samples + i) for i in range(herds)]}
+                   "herd_bodies": [body(first_samples + i) for i in range(herds)],
+                   "baseline_ports": {name: trio.servers[name].port for name in ("bare", "raw")}}
             with multiprocessing.get_context("spawn").Pool(1) as pool:
                 out = pool.apply(_client, (job,))
             calls = [sum(1 for c in provider.calls if c.query.get("ids") == f"cold-{first_samples + i:03d}")
                      for i in range(herds)]
         finally:
-            server.stop()
+            if trio is not None:
+                trio.stop()
     provider_ms = statistics.median(out["provider_s"]) * 1000
     if any(status != 200 for status, _ in out["first"]):
         raise BenchError(f"a first request failed: {out['first']}")
     first_ms = [seconds * 1000 for _, seconds in out["first"]]
     herd_rows = []
-    for index, results in enumerate(out["herds"]):
-        latencies = sorted(seconds * 1000 for _, seconds in results)
-        errors = sum(status != 200 for status, _ in results)
-        if errors or len(results) != herd_size:
-            raise BenchError(f"herd {index + 1}: {errors} non-200 of {len(results)} answers")
-        herd_rows.append({"provider_calls": calls[index], "p50_ms": percentile(latencies, 50),
-                          "p99_ms": percentile(latencies, 99), "max_ms": latencies[-1], "latencies_ms": latencies})
+    for index, (results, hits) in enumerate(zip(out["herds"], out["hit_herds"], strict=True)):
+        row = {"provider_calls": calls[index]}
+        for prefix, answers in (("", results), ("hit_", hits)):
+            latencies = sorted(seconds * 1000 for _, seconds in answers)
+            errors = sum(status != 200 for status, _ in answers)
+            if errors or len(answers) != herd_size:
+                raise BenchError(f"herd {index + 1}: {errors} non-200 of {len(answers)} answers")
+            row.update({f"{prefix}p50_ms": percentile(latencies, 50), f"{prefix}p99_ms": percentile(latencies, 99),
+                        f"{prefix}max_ms": latencies[-1], f"{prefix}latencies_ms": latencies})
+        herd_rows.append(row)
     return {"provider_latency_set_ms": provider_latency_s * 1000, "provider_ms": provider_ms,
             "first_ms": first_ms, "first_median_ms": statistics.median(first_ms),
             "first_overhead_ms": statistics.median(first_ms) - provider_ms, "herd_size": herd_size,
             "herds": herd_rows, "herd_p99_ms": statistics.median(h["p99_ms"] for h in herd_rows),
             "herd_p99_overhead_ms": statistics.median(h["p99_ms"] for h in herd_rows) - provider_ms,
-            "herd_max_calls": max(h["provider_calls"] for h in herd_rows)}
+            "herd_max_calls": max(h["provider_calls"] for h in herd_rows),
+            "hit_herd_p99_ms": statistics.median(h["hit_p99_ms"] for h in herd_rows),
+            "baseline_herd_p99_ms": {name: statistics.median(percentile(sorted(s * 1000 for _, s in answers), 99)
+                                                             for answers in out[f"{name}_herds"])
+                                     for name in job["baseline_ports"]}}

@@ -6,6 +6,7 @@ served, and so the same bytes work in diskcache today and in Redis later.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -41,6 +42,9 @@ class Cache(Protocol):
 
     def set(self, key: str, entry: CacheEntry, ttl_ms: int) -> bool:
         """Store, except that an error never replaces an unexpired success; returns whether it stored."""
+
+    def batch(self) -> AbstractContextManager:
+        """Writes made inside may be committed together (a refresh cycle's batch)."""
 
     def touch(self, key: str, ttl_ms: int) -> None: ...
 

@@ -51,6 +51,9 @@ class FrontCache:
             self._remember(key, entry, time.monotonic() + min(self.ttl_s, ttl_ms / 1000))
         return bool(stored)
 
+    def batch(self) -> contextlib.AbstractContextManager:
+        return self.backend.batch()
+
     def touch(self, key: str, ttl_ms: int) -> None:
         with contextlib.suppress(SharedStoreUnavailable):  # only an expiry extension: the value is still there
             self.backend.touch(key, ttl_ms)

@@ -7,9 +7,11 @@ read into a disk write, which would serialise the workers' hot path on SQLite's 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
 
 import diskcache
 
@@ -90,6 +92,15 @@ class LocalCache:
             log.warning("cache write timed out; value not stored")
             return False
         return True
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes inside share one SQLite transaction: a refresh cycle stores thousands of values, and a commit
+        each made it the leader's largest cost. If the store is busy, each write takes its own turn instead."""
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(diskcache.Timeout):
+                stack.enter_context(self._cache.transact())
+            yield
 
     def touch(self, key: str, ttl_ms: int) -> None:
         try:

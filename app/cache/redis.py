@@ -7,6 +7,8 @@ evicts by TTL (and by its own ``maxmemory-policy``), not by ``CACHE_MAX_ITEMS``.
 
 from __future__ import annotations
 
+import contextlib
+
 from app.cache import CacheEntry
 from app.shared import Shared
 
@@ -42,6 +44,9 @@ class RedisCache:
         stored = self.shared.run(lambda r: self._set(keys=[PREFIX + key],
                                                      args=[entry.encode(), max(1, int(ttl_ms)), is_error], client=r))
         return bool(stored)
+
+    def batch(self) -> contextlib.AbstractContextManager:
+        return contextlib.nullcontext()  # each write is one round trip already; nothing to share
 
     def touch(self, key: str, ttl_ms: int) -> None:
         self.shared.run(lambda r: r.pexpire(PREFIX + key, max(1, int(ttl_ms))))
