@@ -302,8 +302,8 @@ class Settings:
     WS_RECONNECT_BACKOFF_MAX_MS: int = setting(30000, "Longest wait between reopening attempts", "websockets",
                                                minimum=10, unit="ms")
     # coalescing
-    REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across worker "
-                                                      "processes (threads of a process always are)",
+    REQUEST_COALESCING_ENABLED: bool = setting(False, "Coalesce identical cold requests across instances "
+                                                      "sharing Redis (one machine's workers always are)",
                                                "coalescing")
     REQUEST_COALESCING_INTERVAL: int = setting(100, "First wait for another process's fetch", "coalescing",
                                                minimum=1, unit="ms")

@@ -232,6 +232,28 @@ STATIC_SECTIONS = [
     "nodes ask for the same few feeds again and again |",
     "| workers of one machine coalesce cold fetches on a file lock per key (`app/coalescing.py`) | one provider "
     "call per cold feed across workers with default settings, and no polling delay for the waiting worker |",
+    "| hit-path metric counts and gauges added up in memory, written out every 0.5 s (`app/metrics.py`) | in "
+    "gunicorn's multiprocess mode each update is a locked write to a memory-mapped file: five per hit cost a "
+    "quarter of the throughput (A/B: 3906 against 5175 req/s with metrics off) |",
+    "| subscription extensions on hits written once a second in one transaction; refresh cycles store each "
+    "batch in one transaction | thousands of feeds coming due together queued request threads on SQLite's "
+    "write lock; a commit per value was most of a 10 000-feed cycle |",
+    "",
+    "## Known limits",
+    "",
+    "- **Memory is counted as the sum of RSS**, which counts pages shared between the master and the workers "
+    "once per process; PSS (shared pages divided among their users) is what the VM actually spends. The "
+    "floor is imports: Python itself is about 11 MiB, gunicorn 13 MiB more in the master, and each worker "
+    "loads requests/urllib3/ssl (about 25 MiB), Flask, jsonschema and APScheduler. Limiting glibc malloc "
+    "arenas made no measurable difference.",
+    "- **A cold herd pays for its connections after the provider answers**: every thread of both workers is "
+    "waiting for that one answer, so the requests queued behind them are parsed and answered only then. More "
+    "threads made it worse in an A/B (8: p99 provider + 118 ms; 32: + 179 ms; 64: + 174 ms), because the "
+    "work is CPU-bound under one GIL per worker.",
+    "- **gthread keeps a keep-alive connection on the worker that accepted it.** When one worker is busy (the "
+    "background leader in a refresh cycle, for example) as a client connects, the other takes all its "
+    "connections and one core serves the load (`conns/worker` in the suite's output shows the split). This "
+    "is the widest source of round-to-round variation, for pyea and the baselines alike.",
     "",
     "## Reproducing",
     "",
