@@ -94,10 +94,12 @@ class LoopbackServer:
 
 
 class FakeProvider(LoopbackServer):
-    """A provider double speaking CoinGecko's ``/simple/price`` and ``/global`` unless told otherwise.
+    """A provider double on 127.0.0.1 that records every call (``calls``, ``count(path)``).
 
-    ``prices[(coin_id, currency)]`` drives ``/simple/price``; ``respond(fn)`` replaces the behaviour with a
-    function of the ``Call``; ``delay_s`` slows every answer.
+    Script it per path with ``on(path, answer)``: the answer is a ``Reply`` (status, body, headers, delay,
+    trickle), a JSON-able body for a 200, or a function of the ``Call`` returning either. ``respond(fn)``
+    answers every other path; ``delay_s`` slows every answer. Unscripted, it speaks CoinGecko's
+    ``/simple/price`` (driven by ``prices[(coin_id, currency)]``) and ``/global``, and 404 elsewhere.
     """
 
     def __init__(self, port: int = 0) -> None:
@@ -106,11 +108,16 @@ class FakeProvider(LoopbackServer):
                                                      ("chainlink", "usd"): 14.25, ("ethereum", "eur"): 2800.0}
         self.delay_s = 0.0
         self._responder: Callable[[Call], Reply] | None = None
+        self._routes: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._listen(port)
 
     def respond(self, responder: Callable[[Call], Reply] | None) -> None:
         self._responder = responder
+
+    def on(self, path: str, answer: Reply | Callable[[Call], Any] | Any) -> None:
+        """Answer calls to exactly ``path`` (the query string aside) with ``answer``."""
+        self._routes[path] = answer
 
     def count(self, path: str | None = None) -> int:
         with self._lock:
@@ -129,7 +136,7 @@ class FakeProvider(LoopbackServer):
                     {k.lower(): v for k, v in handler.headers.items()}, time.time())
         with self._lock:
             self.calls.append(call)
-        reply = self._responder(call) if self._responder else self._coingecko(call)
+        reply = self._reply(call)
         if reply.delay_s or self.delay_s:
             time.sleep(reply.delay_s or self.delay_s)
         body = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
@@ -149,6 +156,13 @@ class FakeProvider(LoopbackServer):
                 handler.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (e.g. its timeout): nothing to answer
+
+    def _reply(self, call: Call) -> Reply:
+        if call.path in self._routes:
+            answer = self._routes[call.path]
+            answer = answer(call) if callable(answer) else answer
+            return answer if isinstance(answer, Reply) else Reply(body=answer)
+        return self._responder(call) if self._responder else self._coingecko(call)
 
     def _coingecko(self, call: Call) -> Reply:
         if call.path.endswith("/simple/price"):
@@ -235,28 +249,31 @@ class GunicornProcess:
         self.stop()
 
 
-class FakeTickerStream:
-    """A websocket server on 127.0.0.1 speaking Coinbase Exchange's ``ticker`` channel, scripted by the test.
+class FakeWebSocketProvider:
+    """A websocket server on 127.0.0.1 for a streaming adapter's tests, scripted by the test.
 
-    A subscribe is acknowledged and answered with each product's current price from ``prices`` (an unknown
-    product gets an ``error`` message); ``push`` sends a new price to every connection subscribed to it.
-    ``muted`` products get no tickers; ``drop()`` cuts every connection; ``stop()``/``start()`` restart the
-    server on the same port. ``received`` lists every client message, ``opened`` counts connections.
+    ``on_message(fn)``: ``fn(message)`` gets each decoded client message and returns the messages to send back
+    (JSON-able objects or text); ``push(message)`` sends one to every open connection; ``drop()`` cuts every
+    connection as a network failure would; ``stop()``/``start()`` restart the server on the same port.
+    ``received`` lists every client message, ``opened`` counts connections.
     """
 
     def __init__(self, port: int = 0) -> None:
         self.port = port or free_port()
         self.url = f"ws://127.0.0.1:{self.port}"
-        self.prices: dict[str, str] = {"ETH-USD": "3021.50", "BTC-USD": "97000.00", "LINK-USD": "14.25"}
-        self.muted: set[str] = set()
-        self.received: list[dict[str, Any]] = []
+        self.received: list[Any] = []
         self.opened = 0
+        self._answer: Callable[[Any], list[Any]] = lambda message: []
+        #: Open connections, each with the stream ids it is subscribed to (for subclasses that track them).
         self._subscribed: dict[Any, set[str]] = {}
         self._lock = threading.Lock()
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> FakeTickerStream:
+    def on_message(self, answer: Callable[[Any], list[Any]]) -> None:
+        self._answer = answer
+
+    def start(self) -> Self:
         from websockets.sync.server import serve
 
         self._server = serve(self._handle, "127.0.0.1", self.port)
@@ -272,33 +289,21 @@ class FakeTickerStream:
         with self._lock:
             self._subscribed.clear()
 
-    def __enter__(self) -> FakeTickerStream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def subscribed(self) -> list[set[str]]:
-        """The products each open connection is subscribed to."""
-        with self._lock:
-            return [set(products) for products in self._subscribed.values()]
-
-    def messages(self, kind: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [m for m in self.received if m.get("type") == kind]
-
-    def push(self, product: str, price: str) -> None:
-        self.prices[product] = price
-        with self._lock:
-            targets = [ws for ws, products in self._subscribed.items() if product in products]
-        for ws in targets:
-            self._send_ticker(ws, product)
-
-    def send_raw(self, text: str) -> None:
+    def push(self, message: Any) -> None:
         with self._lock:
             targets = list(self._subscribed)
         for ws in targets:
-            ws.send(text)
+            self._send(ws, message)
+
+    def send_raw(self, text: str) -> None:
+        """Send text as it is (e.g. a frame that is not JSON) to every open connection."""
+        self.push(text)
 
     def drop(self) -> None:
         """Cut every connection without a closing handshake, as a network failure would."""
@@ -306,6 +311,10 @@ class FakeTickerStream:
             targets = list(self._subscribed)
         for ws in targets:
             ws.socket.shutdown(socket.SHUT_RDWR)
+
+    def answer(self, ws: Any, message: Any) -> None:
+        for reply in self._answer(message) or []:
+            self._send(ws, reply)
 
     def _handle(self, ws: Any) -> None:
         from websockets.exceptions import ConnectionClosed
@@ -315,29 +324,72 @@ class FakeTickerStream:
             self._subscribed[ws] = set()
         try:
             for raw in ws:
-                message = json.loads(raw)
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    message = raw
                 with self._lock:
                     self.received.append(message)
-                products = list(message.get("product_ids", []))
-                if message.get("type") == "subscribe":
-                    with self._lock:
-                        self._subscribed[ws] |= set(products)
-                    ws.send(json.dumps({"type": "subscriptions", "channels": [{"name": "ticker",
-                                                                                "product_ids": products}]}))
-                    for product in products:
-                        self._send_ticker(ws, product)
-                elif message.get("type") == "unsubscribe":
-                    with self._lock:
-                        self._subscribed[ws] -= set(products)
-        except (ConnectionClosed, OSError, ValueError):
-            pass  # a cut connection, or a client sending garbage: the connection just ends
+                self.answer(ws, message)
+        except (ConnectionClosed, OSError):
+            pass  # a cut connection: it just ends
         finally:
             with self._lock:
                 self._subscribed.pop(ws, None)
 
-    def _send_ticker(self, ws: Any, product: str) -> None:
+    @staticmethod
+    def _send(ws: Any, message: Any) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        with contextlib.suppress(ConnectionClosed, OSError):  # the connection went away meanwhile
+            ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+
+class FakeTickerStream(FakeWebSocketProvider):
+    """Speaks Coinbase Exchange's ``ticker`` channel.
+
+    A subscribe is acknowledged and answered with each product's current price from ``prices`` (an unknown
+    product gets an ``error`` message); ``tick`` sends a new price to every connection subscribed to it.
+    ``muted`` products get no tickers.
+    """
+
+    def __init__(self, port: int = 0) -> None:
+        super().__init__(port)
+        self.prices: dict[str, str] = {"ETH-USD": "3021.50", "BTC-USD": "97000.00", "LINK-USD": "14.25"}
+        self.muted: set[str] = set()
+
+    def subscribed(self) -> list[set[str]]:
+        """The products each open connection is subscribed to."""
+        with self._lock:
+            return [set(products) for products in self._subscribed.values()]
+
+    def messages(self, kind: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [m for m in self.received if isinstance(m, dict) and m.get("type") == kind]
+
+    def tick(self, product: str, price: str) -> None:
+        """A new price, sent to every connection subscribed to ``product``."""
+        self.prices[product] = price
+        with self._lock:
+            targets = [ws for ws, products in self._subscribed.items() if product in products]
+        for ws in targets:
+            self._send_ticker(ws, product)
+
+    def answer(self, ws: Any, message: Any) -> None:
+        if not isinstance(message, dict):
+            return
+        products = list(message.get("product_ids", []))
+        if message.get("type") == "subscribe":
+            with self._lock:
+                self._subscribed[ws] |= set(products)
+            self._send(ws, {"type": "subscriptions", "channels": [{"name": "ticker", "product_ids": products}]})
+            for product in products:
+                self._send_ticker(ws, product)
+        elif message.get("type") == "unsubscribe":
+            with self._lock:
+                self._subscribed[ws] -= set(products)
+
+    def _send_ticker(self, ws: Any, product: str) -> None:
         if product in self.muted:
             return
         price = self.prices.get(product)
@@ -346,8 +398,18 @@ class FakeTickerStream:
         else:
             message = {"type": "ticker", "sequence": 1, "product_id": product, "price": price,
                        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + ".000000Z"}
-        with contextlib.suppress(ConnectionClosed, OSError):  # the connection went away meanwhile
-            ws.send(json.dumps(message))
+        self._send(ws, message)
+
+
+def node_request(client: Any, data: Mapping[str, Any] | None = None, endpoint: str | None = None,
+                 path: str = "/", **body: Any) -> Any:
+    """POST ``{"id": "1", "data": data}`` the way a Chainlink bridge task does, through a Flask test client
+    (``client.post``) or a ``requests.Session``-like object with a base URL given as ``path``."""
+    payload: dict[str, Any] = {"id": "1", "data": dict(data) if data is not None else {"base": "ETH",
+                                                                                          "quote": "USD"}, **body}
+    if endpoint is not None:
+        payload["endpoint"] = endpoint
+    return client.post(path, json=payload)
 
 
 def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval_s: float = 0.01) -> Any:

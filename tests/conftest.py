@@ -12,35 +12,26 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app import close_app, create_app
 from app.settings import secret_values
 from app.testing import FakeProvider, GunicornProcess
 from tests.servers import RedisServer
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    with FakeProvider() as fake:
-        yield fake
+def provider(fake_provider: FakeProvider) -> FakeProvider:
+    return fake_provider
 
 
 @pytest.fixture
-def make_app(provider: FakeProvider, tmp_path, pyea_outputs: Outputs) -> Iterator[Callable[..., Flask]]:
-    """``make_app(CACHE_MAX_AGE="1000", ...)`` builds an app over the fake provider with a fresh cache; the
-    provider's rate limit is off unless a test turns it on (tests make far more calls than a free tier allows)."""
-    built: list[Flask] = []
+def make_app(pyea_app: Callable[..., Flask], pyea_outputs: Outputs) -> Callable[..., Flask]:
+    """``make_app(CACHE_MAX_AGE="1000", ...)``: the test kit's ``pyea_app``, watched for leaked secrets."""
 
     def build(**env: str) -> Flask:
-        settings = {"API_ENDPOINT": provider.url, "CACHE_DIR": str(tmp_path / f"cache{len(built)}"),
-                    "LOG_LEVEL": "error", "RATE_LIMIT_ENABLED": "false", **env}
-        app = create_app(env=settings)
-        pyea_outputs.watch_app(app, settings)
-        built.append(app)
+        app = pyea_app(**env)
+        pyea_outputs.watch_app(app, env)
         return app
 
-    yield build
-    for app in built:
-        close_app(app)
+    return build
 
 
 @pytest.fixture(scope="session")
@@ -60,12 +51,6 @@ def redis_url(redis_server: RedisServer) -> str:
 @pytest.fixture
 def client(make_app):
     return make_app().test_client()
-
-
-def node_request(client, data: dict | None = None, **body):
-    """POST the way a Chainlink bridge task does."""
-    payload = {"id": "1", "data": data if data is not None else {"base": "ETH", "quote": "USD"}, **body}
-    return client.post("/", json=payload)
 
 
 # ------------------------------------------------------------------- no secret ever leaves pyea, suite-wide

@@ -11,8 +11,7 @@ import requests
 
 from app.host import load_config
 from app.settings import SettingsError
-from app.testing import FakeProvider, GunicornProcess
-from tests.conftest import node_request
+from app.testing import FakeProvider, GunicornProcess, node_request
 
 TOKEN = "pyea-token-Zq93-DO-NOT-LEAK"
 BODY = {"id": "5", "data": {"base": "ETH", "quote": "USD"}}

@@ -10,8 +10,7 @@ import pytest
 
 from adapters.coingecko.transports import SimplePriceTransport
 from app.leader import Lease
-from app.testing import Reply
-from tests.conftest import node_request
+from app.testing import Reply, node_request
 
 FEEDS = 100
 

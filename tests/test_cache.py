@@ -8,7 +8,7 @@ import time
 from app.cache import CacheEntry
 from app.cache.keys import KeyMaker
 from app.cache.local import LocalCache
-from tests.conftest import node_request
+from app.testing import node_request
 
 
 def test_equivalent_requests_share_one_entry(client, provider):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import node_request
+from app.testing import node_request
 
 
 @pytest.mark.parametrize("endpoint, expected, flag", [

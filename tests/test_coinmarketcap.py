@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from app.testing import Call, FakeProvider, Reply
-from tests.conftest import node_request
+from app.testing import Call, FakeProvider, Reply, node_request
 
 KEY = "cmc-secret-key-123"
 STAMP = "2024-03-25T10:15:00.000Z"

@@ -8,8 +8,7 @@ from pathlib import Path
 import requests
 
 from app.metrics import FLUSH_INTERVAL_S
-from app.testing import FakeProvider, wait_for
-from tests.conftest import node_request
+from app.testing import FakeProvider, node_request, wait_for
 from tests.test_gunicorn import gunicorn, post, pyea_env, served_by
 
 

@@ -8,8 +8,7 @@ import time
 
 import pytest
 
-from app.testing import Reply, free_port
-from tests.conftest import node_request
+from app.testing import Reply, free_port, node_request
 
 
 @pytest.fixture

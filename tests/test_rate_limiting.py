@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.testing import Reply
-from tests.conftest import node_request
+from app.testing import Reply, node_request
 
 
 def limited(make_app, **env):

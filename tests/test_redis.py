@@ -21,8 +21,7 @@ from app.limits import RateLimit
 from app.ratelimit_redis import RedisRateLimiter
 from app.settings import SettingsError
 from app.shared import Shared, connect
-from app.testing import FakeProvider, wait_for
-from tests.conftest import node_request
+from app.testing import FakeProvider, node_request, wait_for
 from tests.servers import RedisServer
 
 SECRET_PASSWORD = "redis-pass-Zq93-DO-NOT-LEAK"

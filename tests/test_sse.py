@@ -9,8 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.pyth.transports import KNOWN_FEEDS
-from app.testing import FakeHermes, wait_for
-from tests.conftest import node_request
+from app.testing import FakeHermes, node_request, wait_for
 
 ETH = KNOWN_FEEDS["ETH/USD"]
 BTC = KNOWN_FEEDS["BTC/USD"]

@@ -18,8 +18,7 @@ from typing import Any
 
 import pytest
 
-from app.testing import FakeProvider, FakeTickerStream, Reply, free_port, wait_for
-from tests.conftest import node_request
+from app.testing import FakeProvider, FakeTickerStream, Reply, free_port, node_request, wait_for
 
 PRODUCTS = [f"C{i:02d}-USD" for i in range(50)]
 
@@ -93,7 +92,7 @@ def test_fifty_feeds_share_one_connection_and_follow_each_push_within_100_ms(str
     lags = []
     for i, product in enumerate(PRODUCTS):
         pushed = time.monotonic()
-        stream.push(product, f"{500 + i}.0")
+        stream.tick(product, f"{500 + i}.0")
         wait_for(lambda p=product, v=500.0 + i: price(client, p) == v, 1, f"{product} updated")
         lags.append(time.monotonic() - pushed)
     print(f"\n50 feeds on one connection: push-to-answer median {sorted(lags)[25] * 1000:.1f} ms, "
@@ -124,7 +123,7 @@ def test_a_silent_feed_is_subscribed_again(streaming_app, stream: FakeTickerStre
 
     def talk() -> None:  # BTC keeps the connection busy, so only the ETH feed is silent
         while not keep_talking.wait(0.05):
-            stream.push("BTC-USD", "97000.00")
+            stream.tick("BTC-USD", "97000.00")
 
     talker = threading.Thread(target=talk)
     talker.start()
@@ -155,7 +154,7 @@ def test_a_dropped_connection_and_a_server_restart_restore_every_subscription(st
     time.sleep(0.5)  # down for a while: several reconnect attempts fail
     stream.start()
     wait_for(lambda: stream.subscribed() == [{"ETH-USD", "BTC-USD", "LINK-USD"}], 5, "restored after a restart")
-    stream.push("LINK-USD", "15.00")
+    stream.tick("LINK-USD", "15.00")
     wait_for(lambda: price(client, "LINK-USD") == 15.0, 1, "values flow again")
 
 
@@ -166,7 +165,7 @@ def test_garbage_and_error_frames_are_counted_not_fatal(streaming_app, stream: F
     stream.send_raw("this is not json")
     stream.send_raw('{"type": "ticker", "product_id": "ETH-USD", "price": "not a number"}')
     stream.send_raw('{"type": "error", "message": "Failed to subscribe", "reason": "ETH-XYZ is not a valid product"}')
-    stream.push("ETH-USD", "3100.00")
+    stream.tick("ETH-USD", "3100.00")
     wait_for(lambda: price(client, "ETH-USD") == 3100.0, 1, "the stream still works")
     metrics = app.extensions["pyea"].metrics.render().decode()
     assert 'ws_message_total{app_name="coinbase",app_version="0.1.0",endpoint="price",kind="error"} 3.0' in metrics
@@ -246,7 +245,7 @@ def test_a_failover_url_is_used_when_the_first_is_down(make_app, provider: FakeP
     client = app.test_client()
     assert price(client, "BTC-USD") in (96000.0, 97000.0)
     wait_for(lambda: stream.subscribed() == [{"BTC-USD"}], 3, "connected to the second URL")
-    stream.push("BTC-USD", "97500.00")
+    stream.tick("BTC-USD", "97500.00")
     wait_for(lambda: price(client, "BTC-USD") == 97500.0, 1, "values come from the failover stream")
     metrics = app.extensions["pyea"].metrics.render().decode()
     assert 'ws_connection_errors_total{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics

@@ -47,7 +47,7 @@ def test_one_connection_for_every_worker_and_a_new_one_when_the_leader_dies(tmp_
         assert stream.opened == 1 and stream.subscribed() == [set(PRODUCTS)]
 
         pushed = time.monotonic()
-        stream.push("G07-USD", "777.0")
+        stream.tick("G07-USD", "777.0")
         wait_for(lambda: ask(server.url, "G07-USD") == 777.0, 1, "the pushed value is served")
         lag = time.monotonic() - pushed
         assert lag < 0.15, f"{lag * 1000:.0f} ms from push to answer"
@@ -56,5 +56,5 @@ def test_one_connection_for_every_worker_and_a_new_one_when_the_leader_dies(tmp_
         os.kill(leader, signal.SIGKILL)
         wait_for(lambda: stream.opened == 2 and stream.subscribed() == [set(PRODUCTS)], 10,
                  "another worker reopened the stream with every subscription, without a request")
-        stream.push("G08-USD", "888.0")
+        stream.tick("G08-USD", "888.0")
         wait_for(lambda: ask(server.url, "G08-USD") == 888.0, 2, "values flow through the new leader")
