@@ -23,6 +23,9 @@ class Endpoint:
     #: Input parameters that symbol overrides (built-in file, then ``data.overrides``) apply to.
     override_params: Sequence[str] = ("base",)
     description: str = ""
+    #: For slow providers: a request that misses the cache and carries the node's ``responseURL`` is answered
+    #: ``{"pending": true}`` at once, and its value PATCHed to that URL when it arrives.
+    asynchronous: bool = False
 
 
 @dataclass(frozen=True)

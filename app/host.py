@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import adapters as adapters_package
 from app import __version__
 from app.adapter import Adapter, Endpoint
+from app.async_responses import AsyncResponder
 from app.cache import Cache, make_cache
 from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
@@ -188,12 +189,14 @@ class Host:
                                    metrics=self.metrics)
         self.subscriptions = self._subscription_store(self.settings.WARMUP_SUBSCRIPTION_TTL)
         self.stream_subscriptions = self._subscription_store(self.settings.WS_SUBSCRIPTION_TTL)
+        self.responder = AsyncResponder(self.settings.ASYNC_WORKERS, self.settings.ASYNC_RESPONSE_TIMEOUT,
+                                        self.settings.ASYNC_RESPONSE_RETRIES, self.settings.ASYNC_RESPONSE_BACKOFF_MS)
         self.limiters = {cfg.adapter.name: self._limiter(cfg.rate_limit)
                          for cfg in config.adapters if cfg.rate_limit is not None}
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
                                              self.limiters.get(cfg.adapter.name), self.metrics,
-                                             self.stream_subscriptions)
+                                             self.responder, self.stream_subscriptions)
             for cfg in config.adapters if not cfg.cmd}
         self.remotes = {cfg.adapter.name: RemoteAdapter(cfg.adapter.name, config.ports[cfg.adapter.name],
                                                         self.settings)
@@ -232,6 +235,7 @@ class Host:
     def close(self) -> None:
         if self.background is not None:
             self.background.stop()
+        self.responder.close()
         self.metrics.close()
         self.requester.close()
         for remote in self.remotes.values():

@@ -1,8 +1,9 @@
 """``POST {BASE_URL}``: the whole request path, top to bottom.
 
 envelope → endpoint → validated params → symbol overrides → cache key → cache hit? → subscription → (single-flight fetch
-into the cache) → answer. Every failure is an ``AdapterError`` answered as JSON with its own status, so no bad
-input can reach the node as a 500 or an HTML page.
+into the cache) → answer; or, for an endpoint marked asynchronous that misses, ``{"pending": true}`` now and the
+answer PATCHed to the job's ``responseURL`` later (``app/async_responses.py``). Every failure is an
+``AdapterError`` answered as JSON with its own status, so no bad input can reach the node as a 500 or an HTML page.
 
 It works on the WSGI environ and returns an ``Answer`` (status and bytes), not Flask objects: ``app/wsgi.py``
 serves it without Flask's request context and Response, which would cost more than the rest of a cache hit.
@@ -16,7 +17,7 @@ import time
 import traceback
 from json.encoder import encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, NamedTuple
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlsplit
 
 from app.cache import CacheEntry
 from app.errors import AdapterError, AdapterInputError, PayloadTooLargeError, ProviderTimeoutError, RateLimitError
@@ -33,6 +34,7 @@ log = logging.getLogger("pyea.request")
 
 JSON_MIMETYPE = "application/json"
 CHALLENGE = (("WWW-Authenticate", 'Bearer realm="pyea"'),)
+PENDING = (("X-Chainlink-Pending", "true"),)
 
 
 class Answer(NamedTuple):
@@ -64,29 +66,15 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
         if hit:
             adapter.metrics.cache_hit(feed_id, entry.received_ms)
         adapter.subscribe(endpoint, key, params, missed=not hit)
-        stale = False
-        if entry is None and not adapter.fetches_in_foreground(endpoint):
-            try:
-                entry, hit = wait_for_background(adapter, key), True
-            except ProviderTimeoutError:
-                entry = adapter.stale(key)
-                if entry is None:
-                    raise
-                hit = stale = True
-        elif entry is None:
-            ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
-            entry = adapter.fetch(endpoint, params, key, ttl_ms, max_age)
-            if entry.status_code == RateLimitError.status_code:
-                # Out of provider quota: a value older than this request asked for beats no value at all.
-                cached = adapter.cached(key, 0)
-                if cached is not None and cached.is_success:
-                    entry, hit = cached, True
-            if entry.status_code >= 500 or entry.status_code == RateLimitError.status_code:
-                # The refresh failed: the last good value, while young enough, beats the error (flagged).
-                last_good = adapter.stale(key)
-                if last_good is not None:
-                    entry, hit, stale = last_good, True, True
-        answer = render(entry, job_run_id, endpoint, hit, stale)
+        url = response_url(body) if endpoint.endpoint.asynchronous else None
+        if entry is None and url is not None:
+            adapter.responder.submit(url, lambda: answer_later(adapter, endpoint, params, key, max_age, job_run_id))
+            answer = pending_answer(job_run_id)
+        else:
+            stale = False
+            if entry is None:
+                entry, hit, stale = fill(adapter, endpoint, params, key, max_age)
+            answer = render(entry, hit, stale, job_run_id, endpoint)
     except AdapterError as exc:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.name, exc.message)
@@ -96,6 +84,61 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
         answer, hit = unexpected_error(exc, adapter.settings.DEBUG, job_run_id), False
     adapter.metrics.request(environ["REQUEST_METHOD"], answer.status, hit, feed_id, time.perf_counter() - started)
     return answer
+
+
+def fill(adapter: AdapterRuntime, endpoint: EndpointRuntime, params: dict[str, Any], key: str, max_age: int,
+         ) -> tuple[CacheEntry, bool, bool]:
+    """The value for a feed the cache did not have: ``(entry, answered from cache, stale)``."""
+    if not adapter.fetches_in_foreground(endpoint):
+        try:
+            return wait_for_background(adapter, key), True, False
+        except ProviderTimeoutError:
+            entry = adapter.stale(key)
+            if entry is None:
+                raise
+            return entry, True, True
+    ttl_ms = max_age if max_age and max_age > 0 else adapter.settings.CACHE_MAX_AGE
+    entry = adapter.fetch(endpoint, params, key, ttl_ms, max_age)
+    if entry.status_code == RateLimitError.status_code:
+        # Out of provider quota: a value older than this request asked for beats no value at all.
+        cached = adapter.cached(key, 0)
+        if cached is not None and cached.is_success:
+            return cached, True, False
+    if entry.status_code >= 500 or entry.status_code == RateLimitError.status_code:
+        # The refresh failed: the last good value, while young enough, beats the error (flagged).
+        last_good = adapter.stale(key)
+        if last_good is not None:
+            return last_good, True, True
+    return entry, False, False
+
+
+def answer_later(adapter: AdapterRuntime, endpoint: EndpointRuntime, params: dict[str, Any], key: str,
+                 max_age: int, job_run_id: Any) -> Answer:
+    """An asynchronous endpoint's answer, computed on the responder's thread once the request was answered
+    pending."""
+    try:
+        return render(*fill(adapter, endpoint, params, key, max_age), job_run_id, endpoint)
+    except AdapterError as exc:
+        return render_error(exc, job_run_id)
+
+
+def response_url(body: dict[str, Any]) -> str | None:
+    """The job's ``responseURL``. The node sends an empty one when its BridgeResponseURL is unset, which means
+    "answer synchronously"."""
+    value = body.get("responseURL")
+    if value is None or value == "":
+        return None
+    parts = urlsplit(value) if isinstance(value, str) else None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise AdapterInputError(f"responseURL: must be an http:// or https:// URL, got {json_type(value)} "
+                                f"{short(value)}")
+    return value
+
+
+def pending_answer(job_run_id: Any) -> Answer:
+    """The node suspends the run on this, until the value is PATCHed to its responseURL."""
+    body = json.dumps({"jobRunID": job_run_id, "pending": True, "statusCode": 200}, separators=(",", ":"))
+    return Answer(200, body.encode(), PENDING)
 
 
 def handle_remote(remote: RemoteAdapter, request: Request) -> Response:
@@ -241,8 +284,7 @@ def wait_for_background(adapter: AdapterRuntime, key: str) -> CacheEntry:
                                "subscribed now, so retry shortly")
 
 
-def render(entry: CacheEntry, job_run_id: Any, endpoint: EndpointRuntime, hit: bool, stale: bool = False,
-           ) -> Answer:
+def render(entry: CacheEntry, hit: bool, stale: bool, job_run_id: Any, endpoint: EndpointRuntime) -> Answer:
     """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated.
     ``stale``: a last good value served because its refresh failed (CACHE_STALE_MAX_AGE)."""
     staleness = round(max(0.0, time.time() - entry.received_ms / 1000), 3)

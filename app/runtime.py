@@ -26,6 +26,7 @@ from app.transports import FeedOutcome, Success
 from app.validation import short
 
 if TYPE_CHECKING:
+    from app.async_responses import AsyncResponder
     from app.host import AdapterConfig
     from app.metrics import Metrics
     from app.ratelimit import RateLimiter
@@ -86,8 +87,9 @@ STALE_PREFIX = "stale:"
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
                  subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics,
-                 stream_subscriptions: SubscriptionStore | None = None) -> None:
+                 responder: AsyncResponder, stream_subscriptions: SubscriptionStore | None = None) -> None:
         self.config = config
+        self.responder = responder
         self.metrics = metrics
         self.subscriptions = subscriptions
         #: Streamed feeds expire after WS_SUBSCRIPTION_TTL, not WARMUP_SUBSCRIPTION_TTL.

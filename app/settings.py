@@ -208,6 +208,15 @@ class Settings:
     CACHE_POLLING_SLEEP_MS: int = setting(200, "Pause between those checks", "timeouts", minimum=1, unit="ms")
     BACKGROUND_EXECUTE_TIMEOUT: int = setting(90000, "Longest one background refresh cycle may run", "timeouts",
                                               minimum=100, unit="ms")
+    # asynchronous endpoints (the node's responseURL)
+    ASYNC_WORKERS: int = setting(4, "Threads per worker computing and delivering asynchronous answers", "async",
+                                 minimum=1, maximum=64)
+    ASYNC_RESPONSE_TIMEOUT: int = setting(10000, "Timeout of one PATCH of an answer to the node's responseURL",
+                                          "async", minimum=100, maximum=600000, unit="ms")
+    ASYNC_RESPONSE_RETRIES: int = setting(5, "Retries of that PATCH while the node is unreachable or answers "
+                                             "5xx/429", "async", minimum=0, maximum=20)
+    ASYNC_RESPONSE_BACKOFF_MS: int = setting(1000, "First wait before retrying it; doubles on each failure (at "
+                                                   "most 30 s)", "async", minimum=10, maximum=30000, unit="ms")
     # cache
     CACHE_ENABLED: bool = setting(True, "Serve and store provider answers through the cache", "cache")
     CACHE_TYPE: str = setting("local", "local (diskcache, shared by the workers of one VM) or redis",

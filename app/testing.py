@@ -40,6 +40,10 @@ class Call:
     query: dict[str, str]
     headers: dict[str, str]
     at: float = 0.0  # time.time() when it arrived
+    body: bytes = b""
+
+    def json(self) -> Any:
+        return json.loads(self.body)
 
 
 @dataclass
@@ -67,7 +71,7 @@ class LoopbackServer:
             def do_GET(self) -> None:
                 owner._serve(self)
 
-            do_POST = do_GET
+            do_POST = do_PATCH = do_PUT = do_GET
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -130,10 +134,9 @@ class FakeProvider(LoopbackServer):
     def _serve(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         length = int(handler.headers.get("content-length") or 0)
-        if length:
-            handler.rfile.read(length)
         call = Call(handler.command, parts.path, dict(parse_qsl(parts.query)),
-                    {k.lower(): v for k, v in handler.headers.items()}, time.time())
+                    {k.lower(): v for k, v in handler.headers.items()}, time.time(),
+                    handler.rfile.read(length) if length else b"")
         with self._lock:
             self.calls.append(call)
         reply = self._reply(call)
