@@ -121,19 +121,9 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     adapter: Adapter = module.adapter
     prefixes = (f"{name.upper()}_", "") if default else (f"{name.upper()}_",)
     values, problems = parse_specs(adapter.settings, env, prefixes)
-    schemas: dict[str, InputSchema] = {}
-    for endpoint in adapter.endpoints:
-        try:
-            schemas[endpoint.name] = InputSchema.from_file(schemas_dir() / name / f"{endpoint.name}.json")
-        except SchemaDefinitionError as exc:
-            problems.append(Problem(f"schema {name}/{endpoint.name}", None, f"a usable schema: {exc}"))
-    overrides_file = Path(module.__file__).parent / "overrides.json"
-    overrides: dict[str, str] = {}
-    if overrides_file.exists():
-        try:
-            overrides = {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}
-        except (ValueError, AttributeError) as exc:
-            problems.append(Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})"))
+    schemas, schema_problems = load_schemas(name, adapter)
+    overrides, override_problems = load_overrides(name, Path(module.__file__).parent)
+    problems += schema_problems + override_problems
     rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
     rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
     ws_limits, ws_problems = resolve_ws_limits(rate_settings, name, limits, prefix)
@@ -149,6 +139,29 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     if problems:
         return None, problems
     return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd, ws_limits), []
+
+
+def load_schemas(name: str, adapter: Adapter) -> tuple[dict[str, InputSchema], list[Problem]]:
+    """Each endpoint's ``schemas/<adapter>/<endpoint>.json``, compiled."""
+    schemas: dict[str, InputSchema] = {}
+    problems: list[Problem] = []
+    for endpoint in adapter.endpoints:
+        try:
+            schemas[endpoint.name] = InputSchema.from_file(schemas_dir() / name / f"{endpoint.name}.json")
+        except SchemaDefinitionError as exc:
+            problems.append(Problem(f"schema {name}/{endpoint.name}", None, f"a usable schema: {exc}"))
+    return schemas, problems
+
+
+def load_overrides(name: str, package_dir: Path) -> tuple[dict[str, str], list[Problem]]:
+    """The adapter's built-in symbol map (``overrides.json``, optional)."""
+    overrides_file = package_dir / "overrides.json"
+    if not overrides_file.exists():
+        return {}, []
+    try:
+        return {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}, []
+    except (ValueError, AttributeError) as exc:
+        return {}, [Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})")]
 
 
 def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str],

@@ -117,6 +117,8 @@ class Problem:
     allowed: str
 
     def __str__(self) -> str:
+        if self.value is None and self.name[:1].islower():
+            return f"{self.name}: must be {self.allowed}"  # a file (schema, overrides), not a variable
         shown = "(unset)" if self.value is None else repr(self.value)
         return f"{self.name}={shown}: must be {self.allowed}"
 

@@ -2,17 +2,22 @@
 
 import re
 
-from app.cli import _settings_table
+from app.settings_doc import configuration_doc, settings_table
 from app.testing import REPO
 
 
 def test_readme_settings_table_is_current():
     readme = (REPO / "README.md").read_text()
     table = re.search(r"<!-- settings-table.*?-->\n(.*?)\n<!-- /settings-table -->", readme, re.S).group(1)
-    assert table == _settings_table(), "regenerate it: python -m app settings"
+    assert table == settings_table(), "regenerate it: pyea settings --write"
 
 
 def test_readme_test_command_is_what_ci_runs():
     readme = (REPO / "README.md").read_text()
     ci = (REPO / ".ci" / "run").read_text().strip().splitlines()[-1]
     assert f"```sh\n{ci}\n```" in readme
+
+
+def test_configuration_reference_is_current():
+    assert (REPO / "docs" / "configuration.md").read_text() == configuration_doc(), \
+        "regenerate it: pyea settings --write"
