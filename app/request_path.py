@@ -74,6 +74,8 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
             stale = False
             if entry is None:
                 entry, hit, stale = fill(adapter, endpoint, params, key, max_age)
+            elif not entry.is_success:  # a remembered failure (CACHE_ERROR_MAX_AGE)
+                entry, stale = or_last_good(adapter, key, entry)
             answer = render(entry, hit, stale, job_run_id, endpoint)
     except AdapterError as exc:
         if exc.status_code >= 500:
@@ -104,12 +106,18 @@ def fill(adapter: AdapterRuntime, endpoint: EndpointRuntime, params: dict[str, A
         cached = adapter.cached(key, 0)
         if cached is not None and cached.is_success:
             return cached, True, False
+    served, stale = or_last_good(adapter, key, entry)
+    return served, stale, stale
+
+
+def or_last_good(adapter: AdapterRuntime, key: str, entry: CacheEntry) -> tuple[CacheEntry, bool]:
+    """A failed refresh (5xx, 429) is answered with the last good value while that is young enough
+    (CACHE_STALE_MAX_AGE), flagged stale; ``(entry to serve, stale)``."""
     if entry.status_code >= 500 or entry.status_code == RateLimitError.status_code:
-        # The refresh failed: the last good value, while young enough, beats the error (flagged).
         last_good = adapter.stale(key)
         if last_good is not None:
-            return last_good, True, True
-    return entry, False, False
+            return last_good, True
+    return entry, False
 
 
 def answer_later(adapter: AdapterRuntime, endpoint: EndpointRuntime, params: dict[str, Any], key: str,

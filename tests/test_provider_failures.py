@@ -160,6 +160,20 @@ def test_a_failed_refresh_serves_the_last_good_value_while_young_enough(make_app
     assert fresh["result"] == 3021.5 and "stale" not in fresh["meta"]
 
 
+def test_a_remembered_failure_still_serves_the_last_good_value(make_app, provider):
+    """With the default CACHE_ERROR_MAX_AGE the failure is cached so the broken feed costs no more calls; the
+    requests that read that cached failure are answered with the last good value too, not only the first."""
+    client = make_app(CACHE_MAX_AGE="200", CACHE_MIN_AGE="0", CACHE_STALE_MAX_AGE="5000", RETRY="0",
+                      WARMUP_ENABLED="false").test_client()
+    node_request(client)
+    provider.respond(lambda call: Reply(500, {"error": "down"}))
+    time.sleep(0.25)
+    for _ in range(3):
+        body = node_request(client).get_json()
+        assert body["result"] == 3021.5 and body["meta"]["stale"] is True
+    assert provider.count() == 2  # the first value, then one failed refresh: the failure is remembered
+
+
 def test_without_serve_stale_a_failed_refresh_is_an_error(make_app, provider):
     client = make_app(CACHE_MAX_AGE="200", CACHE_MIN_AGE="0", RETRY="0", WARMUP_ENABLED="false").test_client()
     node_request(client)
