@@ -22,7 +22,8 @@ from app.settings import Spec
 adapter = Adapter(name="slowquote", default_endpoint="quote",
                   endpoints=[Endpoint("quote", SimplePriceTransport("price"), asynchronous=True),
                              Endpoint("fast", SimplePriceTransport("price"))],
-                  settings=[Spec("API_KEY", None, "key", sensitive=True), Spec("API_ENDPOINT", None, "url", kind="url")])
+                  settings=[Spec("API_KEY", None, "key", sensitive=True),
+                            Spec("API_ENDPOINT", None, "url", kind="url")])
 '''
 
 
