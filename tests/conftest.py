@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
 import pytest
 import requests
 from flask import Flask
-from flask.testing import FlaskClient
 
-from app.settings import secret_values
+from app.pytest_plugin import Outputs
 from app.testing import FakeProvider, GunicornProcess
 from tests.servers import RedisServer
 
@@ -23,15 +21,9 @@ def provider(fake_provider: FakeProvider) -> FakeProvider:
 
 
 @pytest.fixture
-def make_app(pyea_app: Callable[..., Flask], pyea_outputs: Outputs) -> Callable[..., Flask]:
-    """``make_app(CACHE_MAX_AGE="1000", ...)``: the test kit's ``pyea_app``, watched for leaked secrets."""
-
-    def build(**env: str) -> Flask:
-        app = pyea_app(**env)
-        pyea_outputs.watch_app(app, env)
-        return app
-
-    return build
+def make_app(pyea_app: Callable[..., Flask]) -> Callable[..., Flask]:
+    """``make_app(CACHE_MAX_AGE="1000", ...)``: the test kit's ``pyea_app``."""
+    return pyea_app
 
 
 @pytest.fixture(scope="session")
@@ -56,52 +48,11 @@ def client(make_app):
 # ------------------------------------------------------------------- no secret ever leaves pyea, suite-wide
 
 
-class Outputs:
-    """What one test saw pyea say (responses, log lines) and the secret values that test configured."""
-
-    def __init__(self) -> None:
-        self.secrets: set[str] = set()
-        self.texts: list[tuple[str, str]] = []
-        self.ports: set[int] = set()
-
-    def remember_secrets(self, env: Mapping[str, str]) -> None:
-        self.secrets |= set(secret_values(env))
-
-    def watch_app(self, app: Flask, env: Mapping[str, str]) -> None:
-        self.remember_secrets(env)
-        app.extensions["test-outputs"] = self
-        app.test_client_class = RecordingClient
-        formatter = logging.getLogger("pyea").handlers[0].formatter
-        logging.getLogger("pyea").addHandler(RecordingHandler(self, formatter))
-
-    def leaks(self) -> list[str]:
-        return [f"{secret!r} in {where}" for where, text in self.texts for secret in self.secrets if secret in text]
-
-
-class RecordingClient(FlaskClient):
-    def open(self, *args, **kwargs):
-        response = super().open(*args, **kwargs)
-        outputs = self.application.extensions["test-outputs"]
-        outputs.texts.append((f"response to {response.request.method} {response.request.path}",
-                              f"{dict(response.headers)} {response.get_data(as_text=True)}"))
-        return response
-
-
-class RecordingHandler(logging.Handler):
-    def __init__(self, outputs: Outputs, formatter: logging.Formatter | None) -> None:
-        super().__init__()
-        self.outputs = outputs
-        self.setFormatter(formatter)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.outputs.texts.append(("a log line", self.format(record)))
-
-
 @pytest.fixture(autouse=True)
-def pyea_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
-    """Every test is checked: no secret it set appears in a response of an app built by ``make_app``, a
-    response of a gunicorn it started (``/status`` and ``/metrics`` included), or a log line of either."""
-    outputs = Outputs()
+def pyea_outputs(pyea_outputs: Outputs, monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
+    """The test kit's check (no secret a test set appears in a response or log line of an app it built) extended
+    to every gunicorn a test starts: its responses (``/status`` and ``/metrics`` included) and its log."""
+    outputs = pyea_outputs
     start, stop, send = GunicornProcess.start, GunicornProcess.stop, requests.Session.send
 
     def start_and_watch(server: GunicornProcess, *args, **kwargs):
@@ -126,4 +77,3 @@ def pyea_outputs(monkeypatch: pytest.MonkeyPatch) -> Iterator[Outputs]:
     monkeypatch.setattr(GunicornProcess, "stop", stop_and_read_log)
     monkeypatch.setattr(requests.Session, "send", send_and_record)
     yield outputs
-    assert not outputs.leaks(), "secrets left pyea: " + "; ".join(outputs.leaks()[:5])
