@@ -100,10 +100,11 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         problems += adapter_problems
         if config:
             configs.append(config)
-    if settings.CACHE_TYPE == "local" and not any(p.name == "CACHE_DIR" for p in problems):
-        from app.cache.local import open_problem
+    if not any(p.name == "CACHE_DIR" for p in problems):
+        from app.cache.local import directory_problem, open_problem
 
-        storage = open_problem(settings.CACHE_DIR)
+        check = open_problem if settings.CACHE_TYPE == "local" else directory_problem
+        storage = check(settings.CACHE_DIR)
         problems += [storage] if storage else []
     try:
         ports = decode_ports(env.get(PORTS_ENV, ""))

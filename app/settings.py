@@ -223,7 +223,8 @@ class Settings:
     CACHE_ENABLED: bool = setting(True, "Serve and store provider answers through the cache", "cache")
     CACHE_TYPE: str = setting("local", "local (diskcache, shared by the workers of one VM) or redis",
                               "cache", kind="enum", choices=("local", "redis"))
-    CACHE_DIR: str = setting("", "Directory of the local cache (default: ./cache)", "cache")
+    CACHE_DIR: str = setting("", "Directory of the local cache, and of the lock files that coalesce one machine's "
+                                 "workers (with Redis too) (default: ./cache)", "cache")
     # redis (CACHE_TYPE=redis)
     CACHE_REDIS_URL: str = setting("", "redis://, rediss:// (TLS) or unix:// URL; wins over host, port and path",
                                    "redis", sensitive=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from app import create_app
 from app.host import load_config
 from app.settings import Settings, SettingsError
 
@@ -83,12 +82,14 @@ def test_secret_values_never_appear_in_problems():
     assert "sk-SECRET-VALUE" not in str(caught.value)
 
 
-def test_unwritable_cache_dir_is_a_setting_problem(tmp_path):
+@pytest.mark.parametrize("cache_type", ["local", "redis"])
+def test_unwritable_cache_dir_is_a_setting_problem(tmp_path, cache_type):
+    """With Redis too: one machine's workers coalesce cold fetches on lock files there."""
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(SettingsError) as caught:
-        create_app(env={"CACHE_DIR": str(blocker / "cache")})
-    assert "CACHE_DIR" in str(caught.value)
+        load_config({"CACHE_DIR": str(blocker / "cache"), "CACHE_TYPE": cache_type})
+    assert f"CACHE_DIR='{blocker / 'cache'}': must be a directory pyea can create" in str(caught.value)
 
 
 def test_base_url_is_normalised():

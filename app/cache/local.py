@@ -41,15 +41,24 @@ def open_store(directory: str, timeout_s: float, **settings: object) -> diskcach
 STORES = ("", "pyea-subscriptions", "pyea-ratelimit", "pyea-leases")
 
 
-def open_problem(directory: str) -> Problem | None:
-    """Why ``directory`` cannot hold pyea's stores, said as a setting problem rather than a traceback: not
-    creatable, not writable, or holding a file that is not a cache database (a disk error, or another tool's)."""
+def directory_problem(directory: str) -> Problem | None:
+    """Why pyea cannot keep files in ``directory`` (with Redis too: the lock files that coalesce one machine's
+    workers live there), said as a setting problem rather than a traceback when a worker boots."""
     try:
         os.makedirs(directory, exist_ok=True)
     except OSError as exc:
         return Problem("CACHE_DIR", directory, f"a directory pyea can create ({exc.strerror})")
     if not os.access(directory, os.W_OK | os.X_OK):
         return Problem("CACHE_DIR", directory, "a directory pyea can write to")
+    return None
+
+
+def open_problem(directory: str) -> Problem | None:
+    """Why ``directory`` cannot hold pyea's stores: not creatable, not writable, or holding a file that is not a
+    cache database (a disk error, or another tool's)."""
+    problem = directory_problem(directory)
+    if problem is not None:
+        return problem
     for store in STORES:
         path = os.path.join(directory, store)
         try:
