@@ -100,6 +100,7 @@ def _call(endpoint: str, pairs: list[str], url: str | None, adapter: str | None,
     settings = Settings.parse()[0]
     if url is None:
         host = "127.0.0.1" if settings.EA_HOST in ("", "0.0.0.0", "::") else settings.EA_HOST
+        host = f"[{host}]" if ":" in host else host
         url = f"http://{host}:{settings.EA_PORT}{settings.BASE_URL}" + (f"{adapter}/" if adapter else "")
     headers = {"authorization": f"Bearer {settings.EA_AUTH_TOKEN}"} if settings.EA_AUTH_TOKEN else {}
     try:

@@ -62,7 +62,8 @@ class PyeaLogger(Logger):
 wsgi_app = "app:create_app()"
 logger_class = PyeaLogger
 loglevel = "warning" if _settings.LOG_LEVEL == "warn" else _settings.LOG_LEVEL
-bind = [f"{_settings.EA_HOST}:{_settings.EA_PORT}"]
+bind = [f"[{_settings.EA_HOST}]:{_settings.EA_PORT}" if ":" in _settings.EA_HOST else
+        f"{_settings.EA_HOST}:{_settings.EA_PORT}"]
 worker_class = "gthread"
 workers = _settings.EA_WORKERS
 threads = _settings.EA_THREADS

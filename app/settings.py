@@ -365,6 +365,8 @@ class Settings:
             values["UUID"] = str(uuid.uuid4())
         if not values["CACHE_DIR"]:
             values["CACHE_DIR"] = os.path.abspath("cache")
+        # An IPv6 address may be written as in a URL ([::1]); gunicorn's bind adds the brackets itself.
+        values["EA_HOST"] = values["EA_HOST"].removeprefix("[").removesuffix("]")
         if not values["LOG_FORMAT"]:
             values["LOG_FORMAT"] = "pretty" if values["NODE_ENV"] == "development" else "json"
         return cls(**values), problems

@@ -206,7 +206,8 @@ class GunicornProcess:
         trusts exactly that certificate."""
         self.cwd = cwd
         self.port = port or free_port()
-        self.url = f"{'https' if tls_cert else 'http'}://127.0.0.1:{self.port}"
+        host = env.get("EA_HOST", "127.0.0.1").removeprefix("[").removesuffix("]")
+        self.url = f"{'https' if tls_cert else 'http'}://{f'[{host}]' if ':' in host else host}:{self.port}"
         self.verify: str | bool = str(tls_cert) if tls_cert else True
         self.metrics_port = int(env.get("METRICS_PORT") or free_port())
         self.env = {**os.environ, "EA_HOST": "127.0.0.1", "EA_PORT": str(self.port),

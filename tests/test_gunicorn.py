@@ -219,6 +219,16 @@ def test_one_worker_fully_works(tmp_path: Path, provider: FakeProvider) -> None:
     assert len(worker_pids(tmp_path / "gunicorn.log")) == 1
 
 
+@pytest.mark.parametrize("host", ["::1", "[::1]"])
+def test_an_ipv6_address_can_be_bound(tmp_path: Path, provider: FakeProvider, host: str) -> None:
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="1", EA_HOST=host)
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:
+        assert server.url.startswith("http://[::1]:")
+        assert_node_answer(post(server.url), cache_hit=False)
+        metrics = requests.get(f"http://[::1]:{server.metrics_port}/metrics", headers=CLOSE, timeout=TIMEOUT_S)
+        assert metrics.status_code == 200 and "http_requests_total" in metrics.text
+
+
 # ---------------------------------------------------------------------------- 3. coalescing and the cache TTL
 
 COALESCING_CASES = {
