@@ -16,10 +16,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from adapters.coinmarketcap.transports import epoch_ms
 from app.errors import DataProviderError
 from app.transports import Outcome, Params, Success
 from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+from app.transports.values import iso_ms
 from app.transports.websocket import WebSocketTransport
 
 REST_URL = "https://api.exchange.coinbase.com"
@@ -51,7 +51,7 @@ class TickerRestTransport(HttpTransport):
             raise DataProviderError(f"Coinbase has no ticker for {product_id(params)}",
                                     provider_status_code=response.status_code)
         return [(params, Success(_price(body["price"], product_id(params)), {"price": body["price"]},
-                                 epoch_ms(body.get("time"))))]
+                                 iso_ms(body.get("time"))))]
 
 
 class TickerStreamTransport(WebSocketTransport):
@@ -71,7 +71,7 @@ class TickerStreamTransport(WebSocketTransport):
         if kind == "ticker":
             product = message["product_id"]
             return [(product, Success(_price(message["price"], product), {"price": message["price"]},
-                                      epoch_ms(message.get("time"))))]
+                                      iso_ms(message.get("time"))))]
         if kind == "error":
             raise ValueError(f"Coinbase error: {message.get('message')} ({message.get('reason')})")
         return []  # subscriptions acknowledgements, heartbeats

@@ -9,12 +9,12 @@ last_updated_at: unix_s}}`` for many ids and currencies at once, so one call can
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Real
 from typing import Any
 
 from app.errors import DataProviderError
 from app.transports import Outcome, Params, Success
 from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+from app.transports.values import is_number, unix_s_ms
 
 FREE_URL = "https://api.coingecko.com/api/v3"
 PRO_URL = "https://pro-api.coingecko.com/api/v3"
@@ -38,9 +38,6 @@ def coin_id(params: Params) -> str:
     """``coinid`` wins; else ``base`` after overrides (ETH → ethereum), as CoinGecko ids are lowercase."""
     return str(params.get("coinid") or params["base"]).lower()
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 class SimplePriceTransport(HttpTransport):
@@ -70,15 +67,13 @@ class SimplePriceTransport(HttpTransport):
             coin, currency = coin_id(params), params["quote"].lower()
             entry = body.get(coin)
             value = entry.get(currency + _SIMPLE_PRICE_SUFFIX[self.field]) if isinstance(entry, dict) else None
-            if not _number(value):
+            if not is_number(value):
                 outcomes.append((params, DataProviderError(
                     f"CoinGecko returned no {self.field} for coin id '{coin}' in '{currency}'; check base "
                     "(or give coinid, or data.overrides) and quote", provider_status_code=response.status_code)))
                 continue
-            updated = entry.get("last_updated_at")
             outcomes.append((params, Success(value, data={coin: entry},
-                                             provider_indicated_ms=int(updated * 1000) if _number(updated)
-                                             else None)))
+                                             provider_indicated_ms=unix_s_ms(entry.get("last_updated_at")))))
         return outcomes
 
 
@@ -106,12 +101,11 @@ class GlobalTransport(HttpTransport):
         for params in params_list:
             market = params["market"].lower()
             value = figures.get(market)
-            if not _number(value):
+            if not is_number(value):
                 outcomes.append((params, DataProviderError(
                     f"CoinGecko /global has no {self.section} for '{market}'",
                     provider_status_code=response.status_code)))
             else:
                 outcomes.append((params, Success(value, data={self.section: {market: value}},
-                                                 provider_indicated_ms=int(updated * 1000) if _number(updated)
-                                                 else None)))
+                                                 provider_indicated_ms=unix_s_ms(updated))))
         return outcomes

@@ -12,13 +12,12 @@ Every answer carries ``status.error_code`` / ``status.error_message``; HTTP erro
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
-from numbers import Real
 from typing import Any
 
 from app.errors import AdapterError, DataProviderError
 from app.transports import Outcome, Params, Success
 from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+from app.transports.values import is_number, iso_ms
 
 PRO_URL = "https://pro-api.coinmarketcap.com"
 #: CoinMarketCap accepts at most this many symbols or ids in one quotes call.
@@ -34,20 +33,6 @@ def base_url(config: Mapping[str, Any]) -> str:
 
 def headers(config: Mapping[str, Any]) -> dict[str, str]:
     return {"accept": "application/json", "X-CMC_PRO_API_KEY": config["API_KEY"]}
-
-
-def epoch_ms(stamp: Any) -> int | None:
-    """CoinMarketCap stamps are ISO 8601 with a ``Z``; a missing or odd one just leaves the time unknown."""
-    if not isinstance(stamp, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _data(response: ProviderResponse, what: str) -> dict[str, Any]:
@@ -81,7 +66,7 @@ def _pick(entry: Any) -> Any:
     coins = [c for c in entry if isinstance(c, dict)]
     if not coins:
         return None
-    ranked = [c for c in coins if _number(c.get("cmc_rank"))]
+    ranked = [c for c in coins if is_number(c.get("cmc_rank"))]
     return min(ranked, key=lambda c: c["cmc_rank"]) if ranked else coins[0]
 
 
@@ -117,14 +102,14 @@ class QuotesTransport(HttpTransport):
             coin = _pick(data.get(key))
             figures = coin.get("quote", {}).get(quote) if isinstance(coin, dict) else None
             value = figures.get(_QUOTE_FIELD[self.field]) if isinstance(figures, dict) else None
-            if not _number(value):
+            if not is_number(value):
                 outcomes.append((params, DataProviderError(
                     f"CoinMarketCap returned no {self.field} for {kind} '{key}' in '{quote}'; check "
                     f"{'cid' if kind == 'id' else 'base (or data.overrides)'} and quote",
                     provider_status_code=response.status_code)))
                 continue
             outcomes.append((params, Success(value, data={key: coin},
-                                             provider_indicated_ms=epoch_ms(figures.get("last_updated")))))
+                                             provider_indicated_ms=iso_ms(figures.get("last_updated")))))
         return outcomes
 
 
@@ -167,11 +152,11 @@ class GlobalMetricsTransport(HttpTransport):
                 figures = figures if isinstance(figures, dict) else {}
                 name = "total_market_cap"
                 value, stamp = figures.get(name), figures.get("last_updated") or data.get("last_updated")
-            if not _number(value):
+            if not is_number(value):
                 outcomes.append((params, DataProviderError(
                     f"CoinMarketCap global metrics have no {name} for '{market}'",
                     provider_status_code=response.status_code)))
             else:
                 outcomes.append((params, Success(value, data={name: value, "market": market},
-                                                 provider_indicated_ms=epoch_ms(stamp))))
+                                                 provider_indicated_ms=iso_ms(stamp))))
         return outcomes

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from numbers import Real
 from typing import Any
 
 from app.errors import AdapterError, DataProviderError
 from app.requester import Sender
 from app.transports import FeedOutcome, Outcome, Params, Success
 from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+from app.transports.values import is_number, unix_s_ms
 
 #: Bases other than this one need a paid plan (Developer, Enterprise or Unlimited).
 FREE_BASE = "USD"
@@ -30,9 +30,6 @@ _CODES = ("not_allowed", "access_restricted", "invalid_app_id", "missing_app_id"
 def base_url(config: Mapping[str, Any]) -> str:
     return config["API_ENDPOINT"].rstrip("/")
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def _base(params: Params) -> str:
@@ -92,12 +89,12 @@ class LatestTransport(HttpTransport):
             raise DataProviderError(f"Open Exchange Rates answered rates for base '{body.get('base')}', asked for "
                                     f"'{asked}'", provider_status_code=response.status_code)
         stamp = body.get("timestamp")
-        indicated = int(stamp * 1000) if _number(stamp) else None
+        indicated = unix_s_ms(stamp)
         outcomes: list[tuple[Params, Outcome]] = []
         for params in params_list:
             quote = _quote(params)
             value = rates.get(quote)
-            if not _number(value):
+            if not is_number(value):
                 outcomes.append((params, DataProviderError(
                     f"Open Exchange Rates returned no rate for quote '{quote}' in base '{asked}'; check quote",
                     provider_status_code=response.status_code)))

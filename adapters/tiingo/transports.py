@@ -13,13 +13,12 @@ framework turns them into 502/429 answers that quote Tiingo's body.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from numbers import Real
 from typing import Any
 
-from adapters.coinmarketcap.transports import epoch_ms
 from app.errors import DataProviderError
 from app.transports import Outcome, Params, Success
 from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
+from app.transports.values import is_number, iso_ms
 
 API_URL = "https://api.tiingo.com"
 #: Tiingo publishes no cap on tickers per call; 100 keeps the query string short (~700 characters) while a
@@ -31,9 +30,6 @@ def headers(config: Mapping[str, Any]) -> dict[str, str]:
     """The token goes in the Authorization header, never in ``?token=``: URLs end up in logs and proxies."""
     return {"accept": "application/json", "authorization": f"Token {config['API_KEY']}"}
 
-
-def _number(value: Any) -> bool:
-    return isinstance(value, Real) and not isinstance(value, bool)
 
 
 def quotes_by_ticker(response: ProviderResponse, what: str) -> dict[str, Mapping[str, Any]]:
@@ -74,7 +70,7 @@ class TopOfBookTransport(HttpTransport):
         for params in params_list:
             ticker = self.ticker(params)
             quote = quotes.get(ticker.lower())
-            value = next((quote[f] for f in self.value_fields if _number(quote.get(f))), None) if quote else None
+            value = next((quote[f] for f in self.value_fields if is_number(quote.get(f))), None) if quote else None
             outcome: Outcome
             if quote is None:
                 outcome = DataProviderError(f"Tiingo {self.path} has no quote for ticker '{ticker}'; check the "
@@ -84,7 +80,7 @@ class TopOfBookTransport(HttpTransport):
                                             f"{' or '.join(self.value_fields)} (null)",
                                             provider_status_code=response.status_code)
             else:
-                outcome = Success(value, data=quote, provider_indicated_ms=epoch_ms(quote.get(self.stamp_field)))
+                outcome = Success(value, data=quote, provider_indicated_ms=iso_ms(quote.get(self.stamp_field)))
             outcomes.append((params, outcome))
         return outcomes
 
