@@ -185,8 +185,14 @@ class Metrics:
         finally:
             self.bg_duration.labels(endpoint, *self.labels).observe(time.perf_counter() - started)
 
-    def _counter(self, name: str, doc: str, labels: tuple[str, ...]) -> Counter:
-        return Counter(name, doc, (*labels, *APP_LABELS), registry=self._registry)
+    def _counter(self, name: str, doc: str, labels: tuple[str, ...]) -> Counter | Gauge:
+        """A count that only grows. prometheus_client names every counter ``<name>_total``, but the v3
+        framework's ``data_provider_requests``, ``cache_data_get_count`` and a few others have no suffix, and
+        dashboards query them by those names: those are gauges that only ever go up, summed over every worker
+        that ever ran (as counters are), so they keep the exact name."""
+        if name.endswith("_total"):
+            return Counter(name, doc, (*labels, *APP_LABELS), registry=self._registry)
+        return Gauge(name, doc, (*labels, *APP_LABELS), registry=self._registry, multiprocess_mode="sum")
 
     def _histogram(self, name: str, doc: str, labels: tuple[str, ...]) -> Histogram:
         return Histogram(name, doc, (*labels, *APP_LABELS), registry=self._registry)

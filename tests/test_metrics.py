@@ -35,9 +35,9 @@ def test_catalogue_at_base_url(make_app, provider):
     assert by_type == {"dataProviderHit": 1.0, "cacheHit": 1.0, "inputError": 1.0}
     assert all('app_name="my-ea"' in k and "app_version=" in k for k in requests_total)
     assert 'feed_id="{\\"base\\":\\"ethereum\\",\\"quote\\":\\"USD\\"}"' in text
-    assert sum(samples(text, "data_provider_requests_total").values()) == 1
-    assert sum(samples(text, "cache_data_get_count_total").values()) == 1
-    assert sum(samples(text, "cache_data_set_count_total").values()) == 1
+    assert sum(samples(text, "data_provider_requests").values()) == 1
+    assert sum(samples(text, "cache_data_get_count").values()) == 1
+    assert sum(samples(text, "cache_data_set_count").values()) == 1
     assert sum(samples(text, "rate_limit_credits_spent_total").values()) == 1
     for name in ("http_request_duration_seconds_count", "data_provider_request_duration_seconds_count",
                  "cache_data_staleness_seconds"):
@@ -69,7 +69,22 @@ def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: Fake
         workers = set(served_by(log_path, "m-", 10).values())
     assert len(workers) >= 2  # several workers answered, so the total below was summed over processes
     assert sum(samples(text, "http_requests_total").values()) == 10
-    assert sum(samples(text, "data_provider_requests_total").values()) == 1
+    assert sum(samples(text, "data_provider_requests").values()) == 1
+    assert sum(samples(text, "cache_data_get_count").values()) == 9
+
+
+def test_counters_keep_the_v3_frameworks_names(make_app):
+    """Dashboards built for the TypeScript framework query these exact names (no ``_total`` added)."""
+    client = make_app(METRICS_USE_BASE_URL="true").test_client()
+    node_request(client)
+    text = client.get("/metrics").get_data(as_text=True)
+    for name in ("data_provider_requests", "cache_data_get_count", "cache_data_set_count", "bg_execute_errors",
+                 "ws_connection_errors", "http_requests_total", "bg_execute_total", "rate_limit_credits_spent_total",
+                 "ws_subscription_total", "ws_message_total"):
+        assert f"# TYPE {name} " in text, name
+    for name in ("data_provider_requests", "cache_data_get_count", "cache_data_set_count", "bg_execute_errors",
+                 "ws_connection_errors"):
+        assert f"{name}_total" not in text, name
 
 
 def test_feed_labels_are_capped_so_endless_feeds_cannot_grow_a_worker(make_app, monkeypatch):

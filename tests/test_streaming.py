@@ -248,7 +248,7 @@ def test_a_failover_url_is_used_when_the_first_is_down(make_app, provider: FakeP
     stream.tick("BTC-USD", "97500.00")
     wait_for(lambda: price(client, "BTC-USD") == 97500.0, 1, "values come from the failover stream")
     metrics = app.extensions["pyea"].metrics.render().decode()
-    assert 'ws_connection_errors_total{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics
+    assert 'ws_connection_errors{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics
 
 
 def test_reconnects_back_off_exponentially_up_to_the_cap(make_app) -> None:
