@@ -110,7 +110,8 @@ def rounds_of(loadgen: LoadGenerator, trio: Trio, targets: Sequence[str], connec
 
     gthread keeps a keep-alive connection on the worker that accepted it, and which worker wins each accept is
     luck: a measurement in which one of several workers accepted every connection measured one worker, not the
-    configuration. It is taken again (up to PINNED_RETRIES times), for every target alike."""
+    configuration. It is taken again (up to PINNED_RETRIES times), for every target alike; not with a single
+    connection, which can only ever sit on one worker."""
     runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
     masters = {t: trio.servers[t].proc.pid for t in targets}
     again = 0
@@ -125,7 +126,9 @@ def rounds_of(loadgen: LoadGenerator, trio: Trio, targets: Sequence[str], connec
                 cpu.annotate(result)
                 check_load(f"{label} round {index + 1} {target}", result)
                 print(f"  {label:22} round {index + 1} {target:4} {fmt(result)}", flush=True)
-                if split_kind(result) != "pinned" or attempt == PINNED_RETRIES:
+                # One connection always sits on one worker: only more connections than workers can be pinned.
+                pinned = split_kind(result) == "pinned" and connections >= len(result.connections_per_worker)
+                if not pinned or attempt == PINNED_RETRIES:
                     break
                 again += 1
                 print(f"  {'':22} pinned to one worker: measured again", flush=True)
