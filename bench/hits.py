@@ -99,7 +99,7 @@ class Trio:
             server.stop()
 
 
-#: Times a measurement whose connections all sat on one of several workers is taken again.
+#: Times a measurement whose connections sat lopsided on the workers is taken again.
 PINNED_RETRIES = 3
 
 
@@ -109,9 +109,9 @@ def rounds_of(loadgen: LoadGenerator, trio: Trio, targets: Sequence[str], connec
     """``rounds`` measurements of every target, the order rotating each round, and how many were taken again.
 
     gthread keeps a keep-alive connection on the worker that accepted it, and which worker wins each accept is
-    luck: a measurement in which one of several workers accepted every connection measured one worker, not the
-    configuration. It is taken again (up to PINNED_RETRIES times), for every target alike; not with a single
-    connection, which can only ever sit on one worker."""
+    luck: a measurement in which one worker accepted every connection, or a worker less than half its fair share
+    (``split_kind``), measured fewer cores than configured. It is taken again (up to PINNED_RETRIES times), for
+    every target alike; not with a single connection, which can only ever sit on one worker."""
     runs: dict[str, list[LoadResult]] = {t: [] for t in targets}
     masters = {t: trio.servers[t].proc.pid for t in targets}
     again = 0
@@ -126,12 +126,13 @@ def rounds_of(loadgen: LoadGenerator, trio: Trio, targets: Sequence[str], connec
                 cpu.annotate(result)
                 check_load(f"{label} round {index + 1} {target}", result)
                 print(f"  {label:22} round {index + 1} {target:4} {fmt(result)}", flush=True)
-                # One connection always sits on one worker: only more connections than workers can be pinned.
-                pinned = split_kind(result) == "pinned" and connections >= len(result.connections_per_worker)
-                if not pinned or attempt == PINNED_RETRIES:
+                # One connection always sits on one worker: only more connections than workers can be lopsided.
+                kind = split_kind(result)
+                lopsided = kind in ("pinned", "skewed") and connections >= len(result.connections_per_worker)
+                if not lopsided or attempt == PINNED_RETRIES:
                     break
                 again += 1
-                print(f"  {'':22} pinned to one worker: measured again", flush=True)
+                print(f"  {'':22} connections {kind} over the workers: measured again", flush=True)
             runs[target].append(result)
     return runs, again
 

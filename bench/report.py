@@ -105,8 +105,8 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
         "callable returning them: the limit of gunicorn itself here). The three run side by side; each round "
         "measures all three in rotating order. CPU is the server's CPU time per request. gthread keeps a "
         "keep-alive connection on the worker that accepted it, and which worker wins each accept is luck: a "
-        "measurement at 16 or 64 connections in which one of two workers held every connection measured one worker, "
-        "so it is taken again (up to 3 times), for every server alike"
+        "measurement at 16 or 64 connections in which a worker held less than half its fair share of them "
+        "measured fewer cores than configured, so it is taken again (up to 3 times), for every server alike"
         f" ({sum(r.get('measured_again', 0) for r in results['hits'])} measurements taken again in this run).",
         "",
         "| workers x threads | connections | pyea req/s | bare req/s | raw req/s | pyea / bare | pyea / raw | "
