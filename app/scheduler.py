@@ -1,7 +1,9 @@
 """The background side of a process: APScheduler jobs that run only while this process holds the lease.
 
-Every worker starts the same jobs; the lease job decides which one actually works. Renewal is its own job, on
-its own executor thread, so a long refresh cycle can never let the lease lapse while its process is alive.
+Every worker competes for the lease on a thread of its own, so a long refresh cycle can never let the lease lapse
+while its process is alive. Only a process that wins it builds the APScheduler jobs (and opens the provider's
+streams): the others never load APScheduler (and the asyncio it imports) at all, about 3 MiB of each worker
+that only waits. A leader that loses the lease keeps its jobs, idle until it leads again.
 """
 
 from __future__ import annotations
@@ -11,9 +13,6 @@ import threading
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from app.errors import SharedStoreUnavailable
 from app.leader import Lease, RedisLease
 from app.transports.http import HttpTransport
@@ -21,6 +20,8 @@ from app.transports.stream import StreamingTransport
 from app.warmer import Warmer
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
     from app.host import Host
     from app.runtime import EndpointRuntime
 
@@ -35,50 +36,71 @@ class Background:
         self.host = host
         self.lease = lease
         self.leader = False
+        #: Times this process has tried to take or renew the lease (tests wait on it).
+        self.renewals = 0
         self._stopping = threading.Event()
+        self._jobs_lock = threading.Lock()
         self.warmer = Warmer(host.subscriptions, self.still_leader)
         self.streams: list = []  # app.streaming.StreamSet, one per streamed endpoint
-        self.scheduler = BackgroundScheduler(
-            # The lease has a thread of its own: renewal never waits behind a long refresh cycle.
-            executors={"default": ThreadPoolExecutor(max_workers=4), "lease": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None})
+        self.scheduler: BackgroundScheduler | None = None  # built when this process first leads
+        self._lease_thread = threading.Thread(target=self._renew_periodically, name="pyea-lease", daemon=True)
 
     def start(self) -> None:
-        settings = self.host.settings
-        now = datetime.now()
         self._hold_lease()  # decided before the first request, so /health?deep=1 is right from the start
-        renew = self.lease.ttl_s / 3
-        self.scheduler.add_job(self._hold_lease, "interval", seconds=renew,
-                               next_run_time=now + timedelta(seconds=renew), id="lease", executor="lease")
-        interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
-        for adapter in self.host.adapters.values():
-            for endpoint in adapter.endpoints.values():
-                if adapter.streams(endpoint):
-                    from app.streaming import StreamSet  # websockets is loaded only where something streams
+        self._lease_thread.start()
 
-                    self.streams.append(StreamSet(endpoint, self.host.stream_subscriptions, self.still_streaming,
-                                                  adapter.config.ws_limits))
-                elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
-                    self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
-                                           next_run_time=now + interval, args=(endpoint,),
-                                           id=f"warm:{adapter.name}:{endpoint.name}")
-        # Feeds a request found missing and did not fetch itself (a reader's, or a background-only transport's):
-        # fetched within moments rather than at the next cycle, while the request is still waiting.
-        self._by_prefix = {f"{adapter.keys.group}:{endpoint.name}:": endpoint
-                           for adapter in self.host.adapters.values() for endpoint in adapter.endpoints.values()
-                           if isinstance(endpoint.transport, HttpTransport)}
-        poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
-        self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
-        self.scheduler.start()
-        for stream in self.streams:
-            stream.start()
+    def _renew_periodically(self) -> None:
+        while not self._stopping.wait(self.lease.ttl_s / 3):
+            try:
+                self._hold_lease()
+            except Exception:  # a bug must not end the only thread that keeps or takes the lease
+                log.exception("holding the background lease failed")
+
+    def _start_jobs(self) -> None:
+        """The refresh, new-feed and stream jobs, once, in the first process to lead."""
+        with self._jobs_lock:
+            if self.scheduler is not None or self._stopping.is_set():
+                return
+            from apscheduler.executors.pool import ThreadPoolExecutor
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            settings = self.host.settings
+            self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=4)},
+                                                 job_defaults={"coalesce": True, "max_instances": 1,
+                                                               "misfire_grace_time": None})
+            now = datetime.now()
+            interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
+            for adapter in self.host.adapters.values():
+                for endpoint in adapter.endpoints.values():
+                    if adapter.streams(endpoint):
+                        from app.streaming import StreamSet  # websockets is loaded only where something streams
+
+                        self.streams.append(StreamSet(endpoint, self.host.stream_subscriptions,
+                                                      self.still_streaming, adapter.config.ws_limits))
+                    elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
+                        self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
+                                               next_run_time=now + interval, args=(endpoint,),
+                                               id=f"warm:{adapter.name}:{endpoint.name}")
+            # Feeds a request found missing and did not fetch itself (a reader's, or a background-only
+            # transport's): fetched within moments rather than at the next cycle, while the request still waits.
+            self._by_prefix = {f"{adapter.keys.group}:{endpoint.name}:": endpoint
+                               for adapter in self.host.adapters.values()
+                               for endpoint in adapter.endpoints.values()
+                               if isinstance(endpoint.transport, HttpTransport)}
+            poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
+            self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
+            self.scheduler.start()
+            for stream in self.streams:
+                stream.start()
 
     def stop(self) -> None:
         """Let running jobs finish their current batch, then give the lease up for another process."""
         self._stopping.set()
+        if self._lease_thread.is_alive():
+            self._lease_thread.join()  # from here on nothing can start the jobs
         for stream in self.streams:
             stream.stop()
-        if self.scheduler.running:
+        if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=True)
         if self.leader:
             self.lease.release()
@@ -99,10 +121,12 @@ class Background:
     def _hold_lease(self) -> None:
         if self._stopping.is_set():
             return
+        self.renewals += 1
         was_leader, self.leader = self.leader, self.lease.hold()
         if self.leader and not was_leader:
             log.info("this process now runs the background jobs (%s)", self.lease.owner)
             self.host.subscriptions.expire()
+            self._start_jobs()
         elif was_leader and not self.leader:
             log.warning("lost the background lease to %s; stopping background work", self.lease.holder())
 
