@@ -248,8 +248,9 @@ STATIC_SECTIONS = [
     "- **Memory is counted as the sum of RSS**, which counts pages shared between the master and the workers "
     "once per process; PSS (shared pages divided among their users) is what the VM actually spends. The "
     "floor is imports: Python itself is about 11 MiB, gunicorn 13 MiB more in the master, and each worker "
-    "loads requests/urllib3/ssl (about 25 MiB), Flask, jsonschema and APScheduler. Limiting glibc malloc "
-    "arenas made no measurable difference.",
+    "loads requests/urllib3/ssl (about 25 MiB), Flask and jsonschema; only the worker holding the background "
+    "lease loads APScheduler and the asyncio it imports (about 3 MiB). Limiting glibc malloc arenas made no "
+    "measurable difference.",
     "- **A cold herd pays for its connections after the provider answers**: every thread of both workers is "
     "waiting for that one answer, so the requests queued behind them are parsed and answered only then. More "
     "threads made it worse in an A/B (8: p99 provider + 118 ms; 32: + 179 ms; 64: + 174 ms), because the "
