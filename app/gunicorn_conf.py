@@ -20,6 +20,7 @@ from app.access import exposed_without_protection
 from app.logs import LineFormatter
 from app.settings import Settings
 from app.supervisor import PORTS_ENV, SupervisorProcess, assign_ports, encode_ports, out_of_process_names
+from app.worker import FREE, ConnectionTable
 
 # The directory holding the ``app`` package: the checkout, or site-packages when installed.
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,7 +65,10 @@ logger_class = PyeaLogger
 loglevel = "warning" if _settings.LOG_LEVEL == "warn" else _settings.LOG_LEVEL
 bind = [f"[{_settings.EA_HOST}]:{_settings.EA_PORT}" if ":" in _settings.EA_HOST else
         f"{_settings.EA_HOST}:{_settings.EA_PORT}"]
-worker_class = "gthread"
+# gthread, accepting new connections fairly across the workers (app/worker.py): the table of connections each
+# worker holds is mapped here, in the master, so every forked worker shares it.
+worker_class = "app.worker.FairThreadWorker"
+_connections = ConnectionTable()
 workers = _settings.EA_WORKERS
 threads = _settings.EA_THREADS
 # Requests are answered from cache in milliseconds; a worker silent for this long is stuck, not busy.
@@ -99,11 +103,18 @@ def when_ready(server):
                          _settings.METRICS_PORT, exc)
 
 
+def pre_fork(server, worker):
+    """A slot in the connection table for the worker about to fork."""
+    worker.table, worker.slot = _connections, _connections.take_slot()
+
+
 def child_exit(server, worker):
-    """A dead worker's live gauges must not be reported any more."""
+    """A dead worker's live gauges must not be reported any more, nor its connections counted."""
     from prometheus_client.multiprocess import mark_process_dead
 
     mark_process_dead(worker.pid)
+    if getattr(worker, "table", None) is not None:
+        _connections.set(worker.slot, FREE)
 
 
 def on_exit(server):

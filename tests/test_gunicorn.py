@@ -229,6 +229,31 @@ def test_an_ipv6_address_can_be_bound(tmp_path: Path, provider: FakeProvider, ho
         assert metrics.status_code == 200 and "http_requests_total" in metrics.text
 
 
+def test_a_burst_of_keep_alive_connections_is_shared_by_the_workers(tmp_path: Path, provider: FakeProvider) -> None:
+    """gthread keeps a connection on the worker that accepted it; with plain gthread one worker often won a whole
+    burst, and one core then served every request on those connections."""
+    import http.client
+
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="2")
+    log_path = tmp_path / "gunicorn.log"
+    with gunicorn(env, log_path) as server:
+        post(server.url)  # cached: the burst below is only hits
+        port = int(server.url.rsplit(":", 1)[1])
+        for burst in range(5):
+            connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S) for _ in range(16)]
+            for connection in connections:
+                connection.connect()
+            for i, connection in enumerate(connections):
+                connection.request("POST", "/", json.dumps(NODE_REQUEST), {"content-type": "application/json",
+                                                                         "x-test-id": f"b{burst}-{i:02d}"})
+            for connection in connections:
+                assert connection.getresponse().read()
+                connection.close()
+            per_worker = Counter(served_by(log_path, f"b{burst}-", 16).values())
+            assert sum(per_worker.values()) == 16 and min(per_worker.values()) >= 4 and len(per_worker) == 2, \
+                f"burst {burst}: connections per worker {sorted(per_worker.values())}"
+
+
 # ---------------------------------------------------------------------------- 3. coalescing and the cache TTL
 
 COALESCING_CASES = {
