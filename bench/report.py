@@ -242,6 +242,12 @@ STATIC_SECTIONS = [
     "| subscription extensions on hits written once a second in one transaction; refresh cycles store each "
     "batch in one transaction | thousands of feeds coming due together queued request threads on SQLite's "
     "write lock; a commit per value was most of a 10 000-feed cycle |",
+    "| workers accept new connections fairly: each publishes the connections it holds in a table shared by the "
+    "workers, and one holding more than a sibling leaves a new connection to it for 2 ms (`app/worker.py`) | "
+    "gthread keeps a connection on the worker that accepted it; one worker often took a whole burst, and "
+    "served it on one core at a third of the throughput |",
+    "| only the process holding the background lease loads APScheduler (`app/scheduler.py`) | the other "
+    "workers only wait; APScheduler and the asyncio it imports are about 3 MiB each |",
     "",
     "## Known limits",
     "",
@@ -255,10 +261,11 @@ STATIC_SECTIONS = [
     "waiting for that one answer, so the requests queued behind them are parsed and answered only then. More "
     "threads made it worse in an A/B (8: p99 provider + 118 ms; 32: + 179 ms; 64: + 174 ms), because the "
     "work is CPU-bound under one GIL per worker.",
-    "- **gthread keeps a keep-alive connection on the worker that accepted it.** When one worker is busy (the "
-    "background leader in a refresh cycle, for example) as a client connects, the other takes all its "
-    "connections and one core serves the load (`conns/worker` in the suite's output shows the split). This "
-    "is the widest source of round-to-round variation, for pyea and the baselines alike.",
+    "- **gthread keeps a keep-alive connection on the worker that accepted it**, and plain gthread workers race "
+    "for each new connection: one worker often won a whole burst and one core served the load (`wrk -c16`: "
+    "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/worker.py`); the baselines run plain "
+    "gthread, so their lopsided measurements are the ones taken again (`conns/worker` in the suite's output "
+    "shows every split).",
     "",
     "## Reproducing",
     "",
