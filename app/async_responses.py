@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyea.async")
 
+
 def resume_body(answer: Answer) -> dict[str, Any]:
     """What the node's resume endpoint takes: the answer itself as ``value``, or ``"Name: message"``."""
     body = json.loads(answer.body)

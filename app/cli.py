@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SETTINGS_DOC = Path("docs") / "configuration.md"
+#: The checkout (or site-packages) holding the ``app`` package: where ``settings --write`` writes the docs.
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _check() -> int:
@@ -94,12 +96,13 @@ def _call(endpoint: str, pairs: list[str], url: str | None, adapter: str | None,
           timeout_s: float) -> int:
     import requests
 
+    from app.discovery import WILDCARD_HOSTS
     from app.settings import Settings
 
     data = parse_pairs(pairs)
     settings = Settings.parse()[0]
     if url is None:
-        host = "127.0.0.1" if settings.EA_HOST in ("", "0.0.0.0", "::") else settings.EA_HOST
+        host = "127.0.0.1" if settings.EA_HOST in WILDCARD_HOSTS else settings.EA_HOST
         host = f"[{host}]" if ":" in host else host
         url = f"http://{host}:{settings.EA_PORT}{settings.BASE_URL}" + (f"{adapter}/" if adapter else "")
     headers = {"authorization": f"Bearer {settings.EA_AUTH_TOKEN}"} if settings.EA_AUTH_TOKEN else {}
@@ -171,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_supervisor()
     if args.command == "settings":
         if args.write:
-            from app.testing import REPO
-
-            for path in _write_settings_docs(REPO):
+            for path in _write_settings_docs(ROOT):
                 print(f"wrote {path}")
         else:
             from app.settings_doc import settings_table

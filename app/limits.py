@@ -40,38 +40,43 @@ def load_limits(path: Path | None = None) -> tuple[dict[str, Any], list[Problem]
         return {}, [Problem("limits.json", str(path), f"a readable JSON file ({exc})")]
     if not isinstance(doc, dict):
         return {}, [Problem("limits.json", str(path), "a JSON object keyed by provider")]
-    problems = _content_problems(doc)
-    broken = {p.name.split(" ", 1)[1].split(".", 1)[0] for p in problems}
-    return {provider: tiers for provider, tiers in doc.items() if provider not in broken}, problems
-
-
-def _content_problems(doc: dict[str, Any]) -> list[Problem]:
-    """``{provider: {http: {tier: {rateLimit1s, rateLimit1m, rateLimit1h}}, ws: {tier: {connections,
-    subscriptions}}}}``: every limit a positive number, so a typo cannot silently lift one."""
+    usable: dict[str, Any] = {}
     problems: list[Problem] = []
-    fields = {"http": ("rateLimit1s", "rateLimit1m", "rateLimit1h"), "ws": ("connections", "subscriptions")}
     for provider, sections in doc.items():
-        if not isinstance(sections, dict):
-            problems.append(Problem(f"limits.json {provider}", _shown(sections), "an object with http and ws tiers"))
+        found = _provider_problems(provider, sections)
+        if found:
+            problems += found  # a provider with a broken entry is left out: its problems stop the start
+        else:
+            usable[provider] = sections
+    return usable, problems
+
+
+_FIELDS = {"http": ("rateLimit1s", "rateLimit1m", "rateLimit1h"), "ws": ("connections", "subscriptions")}
+
+
+def _provider_problems(provider: str, sections: Any) -> list[Problem]:
+    """``{http: {tier: {rateLimit1s, rateLimit1m, rateLimit1h}}, ws: {tier: {connections, subscriptions}}}``:
+    every limit a positive number, so a typo cannot silently lift one."""
+    if not isinstance(sections, dict):
+        return [Problem(f"limits.json {provider}", _shown(sections), "an object with http and ws tiers")]
+    problems: list[Problem] = []
+    for section, tiers in sections.items():
+        if section not in _FIELDS or not isinstance(tiers, dict):
+            problems.append(Problem(f"limits.json {provider}.{section}", _shown(tiers),
+                                    "http or ws, each an object of tiers"))
             continue
-        for section, tiers in sections.items():
-            if section not in fields or not isinstance(tiers, dict):
-                problems.append(Problem(f"limits.json {provider}.{section}", _shown(tiers),
-                                        "http or ws, each an object of tiers"))
+        for tier, values in tiers.items():
+            where = f"limits.json {provider}.{section}.{tier}"
+            if not isinstance(values, dict):
+                problems.append(Problem(where, _shown(values), "an object of limits"))
                 continue
-            for tier, values in tiers.items():
-                where = f"limits.json {provider}.{section}.{tier}"
-                if not isinstance(values, dict):
-                    problems.append(Problem(where, _shown(values), "an object of limits"))
+            for key, value in values.items():
+                if key == "note":
                     continue
-                for key, value in values.items():
-                    if key == "note":
-                        continue
-                    if key not in fields[section]:
-                        problems.append(Problem(f"{where}.{key}", _shown(value),
-                                                "one of " + ", ".join(fields[section])))
-                    elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-                        problems.append(Problem(f"{where}.{key}", _shown(value), "a positive number"))
+                if key not in _FIELDS[section]:
+                    problems.append(Problem(f"{where}.{key}", _shown(value), "one of " + ", ".join(_FIELDS[section])))
+                elif isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                    problems.append(Problem(f"{where}.{key}", _shown(value), "a positive number"))
     return problems
 
 

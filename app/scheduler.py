@@ -39,7 +39,6 @@ class Background:
         #: Times this process has tried to take or renew the lease (tests wait on it).
         self.renewals = 0
         self._stopping = threading.Event()
-        self._jobs_lock = threading.Lock()
         self.warmer = Warmer(host.subscriptions, self.still_leader)
         self.streams: list = []  # app.streaming.StreamSet, one per streamed endpoint
         self.scheduler: BackgroundScheduler | None = None  # built when this process first leads
@@ -57,41 +56,40 @@ class Background:
                 log.exception("holding the background lease failed")
 
     def _start_jobs(self) -> None:
-        """The refresh, new-feed and stream jobs, once, in the first process to lead."""
-        with self._jobs_lock:
-            if self.scheduler is not None or self._stopping.is_set():
-                return
-            from apscheduler.executors.pool import ThreadPoolExecutor
-            from apscheduler.schedulers.background import BackgroundScheduler
+        """The refresh, new-feed and stream jobs, once, in the first process to lead. Only ``_hold_lease`` calls
+        this, from ``start`` and then from the lease thread alone, so it never runs twice at once."""
+        if self.scheduler is not None:
+            return
+        from apscheduler.executors.pool import ThreadPoolExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
 
-            settings = self.host.settings
-            self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=4)},
-                                                 job_defaults={"coalesce": True, "max_instances": 1,
-                                                               "misfire_grace_time": None})
-            now = datetime.now()
-            interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
-            for adapter in self.host.adapters.values():
-                for endpoint in adapter.endpoints.values():
-                    if adapter.streams(endpoint):
-                        from app.streaming import StreamSet  # websockets is loaded only where something streams
+        settings = self.host.settings
+        self.scheduler = BackgroundScheduler(executors={"default": ThreadPoolExecutor(max_workers=4)},
+                                             job_defaults={"coalesce": True, "max_instances": 1,
+                                                           "misfire_grace_time": None})
+        now = datetime.now()
+        interval = timedelta(milliseconds=settings.WARMUP_INTERVAL)
+        for adapter in self.host.adapters.values():
+            for endpoint in adapter.endpoints.values():
+                if adapter.streams(endpoint):
+                    from app.streaming import StreamSet  # websockets is loaded only where something streams
 
-                        self.streams.append(StreamSet(endpoint, self.host.stream_subscriptions,
-                                                      self.still_streaming, adapter.config.ws_limits))
-                    elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
-                        self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
-                                               next_run_time=now + interval, args=(endpoint,),
-                                               id=f"warm:{adapter.name}:{endpoint.name}")
-            # Feeds a request found missing and did not fetch itself (a reader's, or a background-only
-            # transport's): fetched within moments rather than at the next cycle, while the request still waits.
-            self._by_prefix = {f"{adapter.keys.group}:{endpoint.name}:": endpoint
-                               for adapter in self.host.adapters.values()
-                               for endpoint in adapter.endpoints.values()
-                               if isinstance(endpoint.transport, HttpTransport)}
-            poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
-            self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
-            self.scheduler.start()
-            for stream in self.streams:
-                stream.start()
+                    self.streams.append(StreamSet(endpoint, self.host.stream_subscriptions, self.still_streaming,
+                                                  adapter.config.ws_limits))
+                elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
+                    self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
+                                           next_run_time=now + interval, args=(endpoint,),
+                                           id=f"warm:{adapter.name}:{endpoint.name}")
+        # Feeds a request found missing and did not fetch itself (a reader's, or a background-only transport's):
+        # fetched within moments rather than at the next cycle, while the request is still waiting.
+        self._by_prefix = {f"{adapter.keys.group}:{endpoint.name}:": endpoint
+                           for adapter in self.host.adapters.values() for endpoint in adapter.endpoints.values()
+                           if isinstance(endpoint.transport, HttpTransport)}
+        poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
+        self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
+        self.scheduler.start()
+        for stream in self.streams:
+            stream.start()
 
     def stop(self) -> None:
         """Let running jobs finish their current batch, then give the lease up for another process."""

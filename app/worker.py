@@ -51,7 +51,7 @@ class ConnectionTable:
 
 
 class FairThreadWorker(ThreadWorker):
-    #: Set by the master (``connection_table.take_slot``) before the fork.
+    #: Set by the master (``pre_fork`` in ``app/gunicorn_conf.py``) before the fork.
     table: ConnectionTable | None = None
     slot = 0
 
