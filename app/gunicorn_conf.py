@@ -20,7 +20,7 @@ from app.access import exposed_without_protection
 from app.logs import LineFormatter
 from app.settings import Settings
 from app.supervisor import PORTS_ENV, SupervisorProcess, assign_ports, encode_ports, out_of_process_names
-from app.worker import FREE, ConnectionTable
+from app.worker import ConnectionTable
 
 # The directory holding the ``app`` package: the checkout, or site-packages when installed.
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -103,9 +103,7 @@ def when_ready(server):
                          _settings.METRICS_PORT, exc)
 
 
-def pre_fork(server, worker):
-    """A slot in the connection table for the worker about to fork."""
-    worker.table, worker.slot = _connections, _connections.take_slot()
+pre_fork = _connections.attach
 
 
 def child_exit(server, worker):
@@ -113,8 +111,7 @@ def child_exit(server, worker):
     from prometheus_client.multiprocess import mark_process_dead
 
     mark_process_dead(worker.pid)
-    if getattr(worker, "table", None) is not None:
-        _connections.set(worker.slot, FREE)
+    _connections.release(server, worker)
 
 
 def on_exit(server):

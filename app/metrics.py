@@ -12,6 +12,7 @@ dashboards keep working; every metric carries ``app_name`` and ``app_version``.
 
 from __future__ import annotations
 
+import bisect
 import os
 import threading
 import time
@@ -53,6 +54,9 @@ class Metrics:
         # a quarter of their throughput. Added up here, a hit costs one dict update per series.
         self._counts: dict[Any, float] = {}
         self._gauges: dict[Any, float] = {}
+        # The request duration histogram's observations, added up the same way: per child, a count per bucket
+        # and the sum (an observe() is one locked write for the sum and one for the bucket).
+        self._observed: dict[Any, list[float]] = {}
         self._pending_lock = threading.Lock()
         self._stop = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -109,10 +113,18 @@ class Metrics:
         with self._pending_lock:
             counts, self._counts = self._counts, {}
             gauges, self._gauges = self._gauges, {}
+            observed, self._observed = self._observed, {}
         for child, amount in counts.items():
             child.inc(amount)
         for child, value in gauges.items():
             child.set(value)
+        for child, tally in observed.items():
+            # prometheus_client has no public way to add up observations: what observe() does, n at a time.
+            *buckets, total = tally
+            for bucket, count in zip(child._buckets, buckets, strict=True):
+                if count:
+                    bucket.inc(count)
+            child._sum.inc(total)
 
     def _flush_periodically(self) -> None:
         while not self._stop.wait(FLUSH_INTERVAL_S):
@@ -136,10 +148,15 @@ class Metrics:
 
     def request(self, method: str, status: int, hit: bool, feed_id: str, seconds: float) -> None:
         counter = self._child(self.http_requests, method, status, hit, feed_id)
+        histogram = self._child(self.http_duration)
+        bucket = bisect.bisect_left(histogram._upper_bounds, seconds)  # the first bound >= seconds, as observe()
         with self._pending_lock:
             self._counts[counter] = self._counts.get(counter, 0.0) + 1
-        # Histograms have no public way to add up observations; one observe per request stays.
-        self._child(self.http_duration).observe(seconds)
+            tally = self._observed.get(histogram)
+            if tally is None:
+                tally = self._observed[histogram] = [0.0] * (len(histogram._upper_bounds) + 1)
+            tally[bucket] += 1
+            tally[-1] += seconds
 
     def cache_hit(self, feed_id: str, received_ms: int) -> None:
         counter, gauge = self._child(self.cache_gets, feed_id), self._child(self.staleness, feed_id)

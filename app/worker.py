@@ -34,12 +34,16 @@ class ConnectionTable:
         self._map = mmap.mmap(-1, _TABLE.size)  # anonymous and shared: inherited by forked workers
         _TABLE.pack_into(self._map, 0, *([FREE] * SLOTS))
 
-    def take_slot(self) -> int:
-        """In the master, for a worker about to fork."""
+    def attach(self, server: Any, worker: Any) -> None:
+        """gunicorn's ``pre_fork`` hook: a slot in the table for the worker about to fork."""
         counts = _TABLE.unpack_from(self._map)
-        slot = next(slot for slot, count in enumerate(counts) if count == FREE)
-        self.set(slot, 0)
-        return slot
+        worker.table, worker.slot = self, next(slot for slot, count in enumerate(counts) if count == FREE)
+        self.set(worker.slot, 0)
+
+    def release(self, server: Any, worker: Any) -> None:
+        """For gunicorn's ``child_exit`` hook: a dead worker's connections are not counted any more."""
+        if getattr(worker, "table", None) is self:
+            self.set(worker.slot, FREE)
 
     def set(self, slot: int, count: int) -> None:
         _COUNT.pack_into(self._map, slot * _COUNT.size, count)

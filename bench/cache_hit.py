@@ -383,9 +383,10 @@ def gunicorn_settings(args: Sequence[str], cwd: Path, env: Mapping[str, str]) ->
 
 
 def bare_args(pyea: Mapping[str, str], port: int) -> list[str]:
-    """Command line giving bare_app the settings pyea's gunicorn.conf.py resolved to."""
-    args = ["-k", pyea["worker_class"], "-w", pyea["workers"], "--threads", pyea["threads"],
-            "--keep-alive", pyea["keepalive"], "--timeout", pyea["timeout"],
+    """Command line giving bare_app the settings pyea's gunicorn.conf.py resolved to, and pyea's fair worker its
+    connection table (``baseline_conf.py``)."""
+    args = ["-c", str(BENCH / "baseline_conf.py"), "-k", pyea["worker_class"], "-w", pyea["workers"],
+            "--threads", pyea["threads"], "--keep-alive", pyea["keepalive"], "--timeout", pyea["timeout"],
             "--graceful-timeout", pyea["graceful_timeout"], "--backlog", pyea["backlog"],
             "--worker-connections", pyea["worker_connections"], "-b", f"{HOST}:{port}"]
     if pyea.get("preload_app") == "True":

@@ -71,6 +71,38 @@ def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: Fake
     assert sum(samples(text, "http_requests_total").values()) == 10
     assert sum(samples(text, "data_provider_requests").values()) == 1
     assert sum(samples(text, "cache_data_get_count").values()) == 9
+    durations = samples(text, "http_request_duration_seconds_bucket")
+    assert samples(text, "http_request_duration_seconds_count") == {durations_count_labels(durations): 10.0}
+    assert durations[next(k for k in durations if 'le="+Inf"' in k)] == 10.0
+
+
+def durations_count_labels(buckets: dict[str, float]) -> str:
+    """The labels of a histogram's ``_count`` series, from those of its buckets."""
+    return re.sub(r'le="[^"]*",?', "", next(iter(buckets))).replace(",}", "}")
+
+
+def test_request_durations_are_added_up_as_observe_would(monkeypatch):
+    """The hot path adds durations up in memory and writes them out in one go: the exposed histogram must be
+    the one prometheus_client's own observe() builds, bucket edges included."""
+    from prometheus_client import CollectorRegistry, Histogram, generate_latest
+
+    from app.metrics import Metrics
+
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics = Metrics("test", "1")
+    reference_registry = CollectorRegistry()
+    reference = Histogram("http_request_duration_seconds", "d", ("app_name", "app_version"),
+                          registry=reference_registry).labels("test", "1")
+    durations = [0.0, 0.0049, 0.005, 0.0051, 0.1, 0.75, 2.5, 9.9, 10.0, 42.0]
+    for seconds in durations:
+        metrics.request("POST", 200, True, "feed", seconds)
+        reference.observe(seconds)
+    text = metrics.render().decode()  # which writes out what was added up
+    ours = samples(text, "http_request_duration_seconds_bucket")
+    theirs = samples(generate_latest(reference_registry).decode(), "http_request_duration_seconds_bucket")
+    assert ours == theirs and len(ours) > 10
+    assert sum(samples(text, "http_request_duration_seconds_count").values()) == len(durations)
+    assert sum(samples(text, "http_request_duration_seconds_sum").values()) == sum(durations)
 
 
 def test_counters_keep_the_v3_frameworks_names(make_app):
