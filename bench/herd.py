@@ -2,8 +2,8 @@
 
 The provider (the fake CoinGecko on 127.0.0.1) answers after a fixed delay; its latency as the client sees it,
 measured from the same client process in the same run, is the baseline: pyea's cost of a miss is what it adds.
-Requests come from a separate process; herd clients connect first and send together on a barrier, so the burst
-is the requests themselves, not connection set-up.
+Requests come from a separate process; the herd's connections are opened
+first and its requests written together, so the burst is the requests themselves, not connection set-up.
 """
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from __future__ import annotations
 import http.client
 import json
 import multiprocessing
+import re
+import selectors
+import socket
 import statistics
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,13 +27,10 @@ from app.testing import FakeProvider
 TIMEOUT_S = 30.0
 
 
-def _timed(port: int, method: str, path: str, body: bytes | None, ready: threading.Barrier | None = None,
-           ) -> tuple[int, float]:
+def _timed(port: int, method: str, path: str, body: bytes | None) -> tuple[int, float]:
     conn = http.client.HTTPConnection(HOST, port, timeout=TIMEOUT_S)
     try:
         conn.connect()
-        if ready is not None:
-            ready.wait(TIMEOUT_S)
         started = time.perf_counter()
         conn.request(method, path, body, {"content-type": "application/json"} if body else {})
         response = conn.getresponse()
@@ -64,15 +63,58 @@ def _client(job: dict[str, Any]) -> dict[str, Any]:
 
 
 def _herd(port: int, body: bytes, size: int) -> list[tuple[int, float]]:
-    ready = threading.Barrier(size)
+    """``size`` connections opened first, then one request written on each as fast as one thread can, and
+    every answer read as it arrives: ``(status, seconds from its own request written to its answer read)``.
+
+    One thread on non-blocking sockets, not a thread per connection: 200 client threads contending for one GIL
+    added their own queueing (taking turns to write, then to parse the answers) to every latency measured."""
+    request = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    conns = [socket.create_connection((HOST, port), timeout=TIMEOUT_S) for _ in range(size)]
+    selector = selectors.DefaultSelector()
+    sent: dict[socket.socket, float] = {}
+    received: dict[socket.socket, bytearray] = {}
     results: list[tuple[int, float]] = []
-    threads = [threading.Thread(target=lambda: results.append(_timed(port, "POST", "/", body, ready)))
-               for _ in range(size)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(TIMEOUT_S + 5)
+    try:
+        for conn in conns:
+            conn.setblocking(False)
+            selector.register(conn, selectors.EVENT_READ)
+            received[conn] = bytearray()
+        for conn in conns:  # small enough to leave in one send each
+            sent[conn] = time.perf_counter()
+            conn.sendall(request)
+        deadline = time.monotonic() + TIMEOUT_S
+        while len(results) < size and time.monotonic() < deadline:
+            for key, _ in selector.select(1.0):
+                conn = key.fileobj
+                chunk = conn.recv(65536)
+                buffer = received[conn]
+                buffer += chunk
+                status = _complete_status(buffer, closed=not chunk)
+                if status is not None:
+                    results.append((status, time.perf_counter() - sent[conn]))
+                    selector.unregister(conn)
+                    conn.close()
+    finally:
+        selector.close()
+        for conn in conns:
+            conn.close()
     return results
+
+
+def _complete_status(buffer: bytearray, closed: bool) -> int | None:
+    """The status of a complete HTTP/1.1 answer in ``buffer``; None while more is to come (0 for a connection
+    closed on a broken answer)."""
+    head_end = buffer.find(b"\r\n\r\n")
+    if head_end < 0:
+        return 0 if closed else None
+    head = bytes(buffer[:head_end]).decode("latin-1")
+    length = re.search(r"(?im)^content-length:\s*(\d+)", head)
+    if length is not None and len(buffer) - head_end - 4 < int(length.group(1)):
+        return 0 if closed else None
+    if length is None and not closed:
+        return None  # read to the end of the connection
+    return int(head.split(" ", 2)[1])
 
 
 def cold(workdir: Path, provider_latency_s: float, first_samples: int, herd_size: int, herds: int,

@@ -103,10 +103,11 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
         "`POST /` with `{\"id\":\"1\",\"data\":{\"base\":\"ETH\",\"quote\":\"USD\"}}`, answered from the cache, "
         "against `bench/bare_app.py` (a Flask route returning pyea's bytes) and `bench/raw_app.py` (a WSGI "
         "callable returning them: the limit of gunicorn itself here). The three run side by side; each round "
-        "measures all three in rotating order. CPU is the server's CPU time per request. gthread keeps a "
-        "keep-alive connection on the worker that accepted it, and which worker wins each accept is luck: a "
-        "measurement at 16 or 64 connections in which a worker held less than half its fair share of them "
-        "measured fewer cores than configured, so it is taken again (up to 3 times), for every server alike"
+        "measures all three in rotating order. CPU is the server's CPU time per request. All three run pyea's "
+        "worker (`app/worker.py`) with its table of connections per worker (`bench/baseline_conf.py` for the "
+        "baselines), so their keep-alive connections are spread over the workers alike; a measurement at 16 or "
+        "64 connections in which a worker still held less than half its fair share of them measured fewer "
+        "cores than configured, so it is taken again (up to 3 times), for every server alike"
         f" ({sum(r.get('measured_again', 0) for r in results['hits'])} measurements taken again in this run).",
         "",
         "| workers x threads | connections | pyea req/s | bare req/s | raw req/s | pyea / bare | pyea / raw | "
@@ -236,7 +237,8 @@ STATIC_SECTIONS = [
     "nodes ask for the same few feeds again and again |",
     "| workers of one machine coalesce cold fetches on a file lock per key (`app/coalescing.py`) | one provider "
     "call per cold feed across workers with default settings, and no polling delay for the waiting worker |",
-    "| hit-path metric counts and gauges added up in memory, written out every 0.5 s (`app/metrics.py`) | in "
+    "| hit-path metric counts, gauges and request durations added up in memory, written out every 0.5 s "
+    "(`app/metrics.py`) | in "
     "gunicorn's multiprocess mode each update is a locked write to a memory-mapped file: five per hit cost a "
     "quarter of the throughput (A/B: 3906 against 5175 req/s with metrics off) |",
     "| subscription extensions on hits written once a second in one transaction; refresh cycles store each "
@@ -263,9 +265,8 @@ STATIC_SECTIONS = [
     "work is CPU-bound under one GIL per worker.",
     "- **gthread keeps a keep-alive connection on the worker that accepted it**, and plain gthread workers race "
     "for each new connection: one worker often won a whole burst and one core served the load (`wrk -c16`: "
-    "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/worker.py`); the baselines run plain "
-    "gthread, so their lopsided measurements are the ones taken again (`conns/worker` in the suite's output "
-    "shows every split).",
+    "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/worker.py`), and so do the baselines' here "
+    "(`conns/worker` in the suite's output shows every split).",
     "",
     "## Reproducing",
     "",

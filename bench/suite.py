@@ -34,7 +34,7 @@ from hits import feed_rotation, hit_matrix  # noqa: E402
 from memory import memory_by_feeds  # noqa: E402
 from report import write_report  # noqa: E402
 
-FULL = {"configs": [(1, 8), (2, 8)], "connections": [1, 16, 64], "rounds": 4, "duration": 3,
+FULL = {"configs": [(1, 8), (2, 8)], "connections": [1, 16, 64], "rounds": 6, "duration": 3,
         "feed_sizes": [1, 100, 10000], "herds": 5, "first_samples": 20, "batch_sizes": [100, 1000, 10000],
         "memory_sizes": [0, 1000, 10000], "matrix_rounds": 2}
 QUICK = {"configs": [(2, 8)], "connections": [16], "rounds": 1, "duration": 2, "feed_sizes": [1, 100],
