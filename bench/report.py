@@ -250,6 +250,11 @@ STATIC_SECTIONS = [
     "served it on one core at a third of the throughput |",
     "| only the process holding the background lease loads APScheduler (`app/scheduler.py`) | the other "
     "workers only wait; APScheduler and the asyncio it imports are about 3 MiB each |",
+    "| a hot entry past `CACHE_FRONT_TTL` is answered once more while one thread per worker reads it again "
+    "(`app/cache/front.py`) | every request thread that read SQLite opened a connection of its own (about 140 "
+    "KiB each), and waited on the read |",
+    "| cache keys hashed with BLAKE2 (built into Python) instead of SHA-1 | SHA-1 goes through OpenSSL, whose "
+    "first use mapped about 1 MiB more of libcrypto into each worker |",
     "",
     "## Known limits",
     "",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from app.cache import CacheEntry
 from app.cache.keys import KeyMaker
 from app.cache.local import LocalCache
-from app.testing import node_request
+from app.testing import node_request, wait_for
 
 
 def test_equivalent_requests_share_one_entry(client, provider):
@@ -157,7 +158,73 @@ def test_front_layer_spares_backend_reads_for_a_short_time(tmp_path):
     backend.set("k", newer, 60000)  # another worker refreshes the shared entry
     assert front.get("k") == entry  # still the in-memory copy...
     time.sleep(0.25)
-    assert front.get("k") == newer  # ...for at most the front TTL
+    assert front.get("k") == entry  # ...answered once more past its TTL, while it is read again...
+    wait_for(lambda: front.get("k") == newer, 0.2, "the newer value")  # ...in the background, well within a TTL
+    backend.set("k", CacheEntry(200, 3, '{"result":3}'), 60000)
+    time.sleep(0.45)
+    assert front.get("k").received_ms == 3  # never answered past twice the TTL: then read on the spot
+    front.close()
+
+
+class CountingCache(LocalCache):
+    """A shared cache that records which threads read it."""
+
+    def __init__(self, directory: str) -> None:
+        super().__init__(directory, max_items=10)
+        self.readers: list[str] = []
+
+    def get(self, key: str) -> CacheEntry | None:
+        self.readers.append(threading.current_thread().name)
+        return super().get(key)
+
+
+def test_hot_entries_are_reread_off_the_request_threads(tmp_path):
+    """A request thread reading SQLite opens its own connection (about 140 KiB) and waits on the read: hot
+    entries past their front TTL are re-read by one thread of the process instead."""
+    from app.cache.front import FrontCache
+
+    backend = CountingCache(str(tmp_path / "shared"))
+    front = FrontCache(backend, ttl_ms=50, max_age_ms=90000)
+    backend.set("k", CacheEntry(200, 1, '{"result":1}'), 60000)
+    front.get("k")  # first sight: read where it is asked for
+    assert backend.readers == [threading.current_thread().name]
+
+    def ask() -> None:
+        deadline = time.monotonic() + 0.6
+        while time.monotonic() < deadline:
+            assert front.get("k") is not None
+            time.sleep(0.005)
+
+    askers = [threading.Thread(target=ask, name=f"request-{i}") for i in range(4)]
+    for thread in askers:
+        thread.start()
+    for thread in askers:
+        thread.join()
+    rereads = backend.readers[1:]
+    assert len(rereads) >= 5 and set(rereads) == {"pyea-front-cache"}  # about one read per TTL, none by askers
+    front.close()
+    assert not any(t.name == "pyea-front-cache" for t in threading.enumerate())
+
+
+def test_rereading_drops_a_vanished_entry_and_keeps_a_newer_local_one(tmp_path):
+    from app.cache.front import FrontCache
+
+    backend = LocalCache(str(tmp_path / "shared"), max_items=10)
+    front = FrontCache(backend, ttl_ms=50, max_age_ms=90000)
+    front.set("gone", CacheEntry(200, 1, '{"result":1}'), 60000)
+    front.set("kept", CacheEntry(200, 1, '{"result":1}'), 60000)
+    backend._cache.delete("gone")  # expired or evicted from the shared cache
+    time.sleep(0.06)
+    assert front.get("gone") is not None  # answered while it is read again...
+    wait_for(lambda: "gone" not in front._entries, 1, "the vanished entry dropped")
+    assert front.get("gone") is None  # ...then a miss, as the shared cache says
+
+    newest = CacheEntry(200, 5, '{"result":5}')
+    backend.set("kept", CacheEntry(200, 0, '{"result":0}'), 60000)  # an older value read back...
+    front._entries["kept"] = (newest, 0.0, time.monotonic() + 60)  # ...than the one this process holds
+    front._reread("kept")
+    assert front.get("kept") is newest
+    front.close()
 
 
 def test_front_layer_never_keeps_what_the_backend_refused(tmp_path):
