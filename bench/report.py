@@ -266,8 +266,12 @@ STATIC_SECTIONS = [
     "measurable difference.",
     "- **A cold herd pays for its connections after the provider answers**: every thread of both workers is "
     "waiting for that one answer, so the requests queued behind them are parsed and answered only then. More "
-    "threads made it worse in an A/B (8: p99 provider + 118 ms; 32: + 179 ms; 64: + 174 ms), because the "
-    "work is CPU-bound under one GIL per worker.",
+    "threads made it worse in an A/B (8: p99 provider + 118 ms; 32: + 179 ms; 64: + 174 ms, measured with an "
+    "earlier load client whose 200 threads added their own queueing to every figure), because the work is "
+    "CPU-bound under one GIL per worker.",
+    "- **RSS grows with the connections served**: after the 64-connection hit rounds the same defaults measured "
+    "more than under the 16-connection load of the memory table (both are in this report); every thread a "
+    "request runs on keeps its own allocator arena and stack.",
     "- **gthread keeps a keep-alive connection on the worker that accepted it**, and plain gthread workers race "
     "for each new connection: one worker often won a whole burst and one core served the load (`wrk -c16`: "
     "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/worker.py`), and so do the baselines' here "
