@@ -2,8 +2,8 @@
 
 The provider (the fake CoinGecko on 127.0.0.1) answers after a fixed delay; its latency as the client sees it,
 measured from the same client process in the same run, is the baseline: pyea's cost of a miss is what it adds.
-Requests come from a separate process; the herd's connections are opened
-first and its requests written together, so the burst is the requests themselves, not connection set-up.
+Requests come from a separate process; the herd's connections are opened first and its requests written
+together, so the burst is the requests themselves, not connection set-up.
 """
 
 from __future__ import annotations
