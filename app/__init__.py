@@ -1,67 +1,10 @@
 """pyea: a Chainlink External Adapter framework and host.
 
-``create_app()`` builds everything; importing this package does no work, so tests can build many apps with
-different settings in one process.
+``gunicorn app:create_app`` serves it. The package is layered (``docs/architecture.md``); this top re-exports
+the application factory, and adapter authors import ``app.sdk``. Importing it does no work.
 """
 
-from __future__ import annotations
+from app.core.version import __version__
+from app.hosting.factory import close_app, create_app
 
-import threading
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from flask import Flask
-
-__version__ = "0.1.0"
-
-
-def create_app(wsgi_environ: Mapping[str, Any] | None = None, start_response: Callable | None = None, /, *,
-               env: Mapping[str, str] | None = None) -> Any:
-    """Build the Flask app from the environment (or ``env``).
-
-    ``gunicorn app:create_app`` hands gunicorn this function itself as the WSGI callable, so when called with
-    ``(environ, start_response)`` it serves the request from an app built once per process.
-    """
-    if start_response is not None:
-        return _process_app()(wsgi_environ, start_response)
-    from flask import Flask
-
-    from app.host import Host, load_config
-    from app.logs import configure_logging
-    from app.routes import register_routes
-
-    config = load_config(env)
-    configure_logging(config.settings, config.secrets())
-    host = Host(config)
-    flask_app = Flask("pyea")
-    flask_app.json.sort_keys = False
-    flask_app.extensions["pyea"] = host
-    register_routes(flask_app, host, __version__)
-    host.metrics.start()
-    host.start_background()
-    return flask_app
-
-
-# The WSGI-callable form needs somewhere to keep the app it builds on first use; this is the only state kept
-# outside an app object, and only that form touches it.
-_process: dict[str, Flask] = {}
-_process_lock = threading.Lock()
-
-
-def _process_app() -> Flask:
-    app = _process.get("app")
-    if app is None:
-        with _process_lock:
-            app = _process.get("app") or _process.setdefault("app", create_app())
-    return app
-
-
-def close_app(app: Flask) -> None:
-    """Release the cache and the provider sessions (gunicorn's worker_exit hook and tests call this)."""
-    host = app.extensions.get("pyea")
-    if host is not None:
-        host.close()
-
-
-__all__: Iterable[str] = ["__version__", "close_app", "create_app"]
+__all__ = ["__version__", "close_app", "create_app"]

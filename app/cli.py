@@ -1,6 +1,6 @@
 """``pyea``: the operator's and the adapter author's commands.
 
-``serve`` runs gunicorn with pyea's gunicorn settings (``app/gunicorn_conf.py``); ``check`` validates the
+``serve`` runs gunicorn with pyea's gunicorn settings (``app/hosting/gunicorn_conf.py``); ``check`` validates the
 environment the way startup does, plus limits.json and every adapter package and schema, reporting every problem
 at once; ``settings`` prints the settings reference (``--write`` regenerates the docs from it); ``new`` writes a
 working adapter with its tests; ``call`` sends a request to a running instance; ``supervise`` runs the
@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _check() -> int:
-    from app.host import available_adapters, load_config
-    from app.settings import SettingsError
-    from app.wiring import wiring_problems
+    from app.config import available_adapters, load_config
+    from app.core.settings import SettingsError
+    from app.devkit.check import wiring_problems
 
     problems, notes = wiring_problems()
     config = None
@@ -48,19 +48,20 @@ def _write_settings_docs(root: Path) -> list[Path]:
     """The README's settings table and docs/configuration.md, regenerated from the declarations."""
     import re
 
-    from app.settings_doc import configuration_doc, settings_table
+    from app.config import declared_adapters
+    from app.core.settings_reference import configuration_doc, settings_table
 
     readme = root / "README.md"
     text = readme.read_text()
     text = re.sub(r"(<!-- settings-table.*?-->\n).*?(\n<!-- /settings-table -->)",
                   lambda m: m.group(1) + settings_table() + m.group(2), text, flags=re.S)
     readme.write_text(text)
-    (root / SETTINGS_DOC).write_text(configuration_doc())
+    (root / SETTINGS_DOC).write_text(configuration_doc(declared_adapters()))
     return [readme, root / SETTINGS_DOC]
 
 
 def _new(name: str, transport: str, root: Path) -> int:
-    from app.scaffold import ScaffoldError, new_adapter
+    from app.devkit.scaffold import ScaffoldError, new_adapter
 
     try:
         written = new_adapter(root, name, transport)
@@ -96,8 +97,8 @@ def _call(endpoint: str, pairs: list[str], url: str | None, adapter: str | None,
           timeout_s: float) -> int:
     import requests
 
-    from app.discovery import WILDCARD_HOSTS
-    from app.settings import Settings
+    from app.core.settings import Settings
+    from app.web.discovery import WILDCARD_HOSTS
 
     data = parse_pairs(pairs)
     settings = Settings.parse()[0]
@@ -120,12 +121,12 @@ def _call(endpoint: str, pairs: list[str], url: str | None, adapter: str | None,
 
 
 def _serve() -> int:
-    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", "python:app.gunicorn_conf"])
+    os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "-c", "python:app.hosting.gunicorn_conf"])
     return 0  # not reached: exec replaces this process
 
 
 def _fake_provider(port: int) -> int:
-    from app.testing import FakeProvider
+    from app.devkit.fake_http import FakeProvider
 
     with FakeProvider(port=port) as fake:
         print(f"fake CoinGecko at {fake.url} (Ctrl-C to stop)", flush=True)
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "call":
         return _call(args.endpoint, args.pairs, args.url, args.adapter, args.id, args.timeout)
     if args.command == "supervise":
-        from app.supervisor import run_supervisor
+        from app.hosting.supervisor import run_supervisor
 
         return run_supervisor()
     if args.command == "settings":
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             for path in _write_settings_docs(ROOT):
                 print(f"wrote {path}")
         else:
-            from app.settings_doc import settings_table
+            from app.core.settings_reference import settings_table
 
             print(settings_table())
         return 0

@@ -3,7 +3,7 @@ shares connections fairly by, as pyea's own gunicorn config sets it up. Without 
 each new connection, one often wins them all and serves on one core, and pyea would be compared with a server
 measuring less than the machine."""
 
-from app.worker import ConnectionTable
+from app.hosting.worker import ConnectionTable
 
 _connections = ConnectionTable()
 pre_fork = _connections.attach

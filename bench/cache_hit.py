@@ -49,7 +49,8 @@ REPO = BENCH.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from app.testing import FakeProvider, GunicornProcess, free_port  # noqa: E402
+from app.devkit.fake_http import FakeProvider, free_port  # noqa: E402
+from app.devkit.testing import GunicornProcess  # noqa: E402
 
 HOST = "127.0.0.1"
 REQUEST_BODY = b'{"id":"1","data":{"base":"ETH","quote":"USD"}}'

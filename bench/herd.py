@@ -22,7 +22,7 @@ from typing import Any
 from cache_hit import HOST, BenchError, percentile
 from hits import Trio
 
-from app.testing import FakeProvider
+from app.devkit.fake_http import FakeProvider
 
 TIMEOUT_S = 30.0
 

@@ -42,8 +42,9 @@ from cache_hit import (
     warm,
 )
 
-from app.metrics import FLUSH_INTERVAL_S
-from app.testing import FakeProvider, GunicornProcess, free_port
+from app.devkit.fake_http import FakeProvider, free_port
+from app.devkit.testing import GunicornProcess
+from app.observe.metrics import FLUSH_INTERVAL_S
 
 TARGETS = ("pyea", "bare", "raw")
 

@@ -13,7 +13,7 @@ from typing import Any
 from cache_hit import REQUEST_BODY, START_TIMEOUT_S, LoadGenerator, Memory, check_load, memory_of, pyea_server
 from hits import feed_body, fill
 
-from app.testing import FakeProvider
+from app.devkit.fake_http import FakeProvider
 
 
 def memory_by_feeds(loadgen: LoadGenerator, workdir: Path, sizes: list[int], connections: int, duration_s: int,

@@ -60,7 +60,7 @@ def main() -> int:
     # As under gunicorn: metrics go to multiprocess files, which is what a hit pays for.
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="pyea-profile-metrics-")
     from app import close_app, create_app
-    from app.testing import FakeProvider
+    from app.devkit.fake_http import FakeProvider
 
     with FakeProvider() as provider, tempfile.TemporaryDirectory() as cache_dir:
         app = create_app(env={"API_ENDPOINT": provider.url, "CACHE_DIR": cache_dir, "LOG_LEVEL": "warning",

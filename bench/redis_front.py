@@ -24,7 +24,8 @@ from pathlib import Path
 
 from cache_hit import LoadGenerator, check_load, machine_info, print_machine, pyea_env, warm
 
-from app.testing import FakeProvider, GunicornProcess, free_port  # importable once cache_hit put REPO on the path
+from app.devkit.fake_http import FakeProvider, free_port
+from app.devkit.testing import GunicornProcess  # importable once cache_hit put REPO on the path
 
 FRONT_TTLS = {"front 250 ms": "250", "no front": "0"}
 

@@ -104,7 +104,7 @@ def render(results: dict[str, Any], plots: dict[str, str]) -> str:
         "against `bench/bare_app.py` (a Flask route returning pyea's bytes) and `bench/raw_app.py` (a WSGI "
         "callable returning them: the limit of gunicorn itself here). The three run side by side; each round "
         "measures all three in rotating order. CPU is the server's CPU time per request. All three run pyea's "
-        "worker (`app/worker.py`) with its table of connections per worker (`bench/baseline_conf.py` for the "
+        "worker (`app/hosting/worker.py`) with its table of connections per worker (`bench/baseline_conf.py` for the "
         "baselines), so their keep-alive connections are spread over the workers alike; a measurement at 16 or "
         "64 connections in which a worker still held less than half its fair share of them measured fewer "
         "cores than configured, so it is taken again (up to 3 times), for every server alike"
@@ -226,7 +226,7 @@ STATIC_SECTIONS = [
     "",
     "| change | why |",
     "|---|---|",
-    "| adapter routes served straight from the WSGI environ (`app/wsgi.py`, installed as Flask's `wsgi_app`) | "
+    "| adapter routes served straight from the WSGI environ (`app/web/wsgi.py`, installed as Flask's `wsgi_app`) | "
     "Flask's per-request machinery cost more than the hit; `/health`, `/status`, metrics and other methods "
     "still go through Flask, and the access check, validation, metrics and every error answer are unchanged |",
     "| labelled metric series kept at hand (`Metrics._child`) | `labels()` validates and locks on every call |",
@@ -235,23 +235,23 @@ STATIC_SECTIONS = [
     "werkzeug's stream wrapper and per-call decoders |",
     "| validation memoised per distinct `data`; a per-process front cache (`CACHE_FRONT_TTL`) before SQLite | "
     "nodes ask for the same few feeds again and again |",
-    "| workers of one machine coalesce cold fetches on a file lock per key (`app/coalescing.py`) | one provider "
+    "| workers of one machine coalesce cold fetches on a file lock per key (`app/fetch/coalescing.py`) | one provider "
     "call per cold feed across workers with default settings, and no polling delay for the waiting worker |",
     "| hit-path metric counts, gauges and request durations added up in memory, written out every 0.5 s "
-    "(`app/metrics.py`) | in "
+    "(`app/observe/metrics.py`) | in "
     "gunicorn's multiprocess mode each update is a locked write to a memory-mapped file: five per hit cost a "
     "quarter of the throughput (A/B: 3906 against 5175 req/s with metrics off) |",
     "| subscription extensions on hits written once a second in one transaction; refresh cycles store each "
     "batch in one transaction | thousands of feeds coming due together queued request threads on SQLite's "
     "write lock; a commit per value was most of a 10 000-feed cycle |",
     "| workers accept new connections fairly: each publishes the connections it holds in a table shared by the "
-    "workers, and one holding more than a sibling leaves a new connection to it for 2 ms (`app/worker.py`) | "
+    "workers, and one holding more than a sibling leaves a new connection to it for 2 ms (`app/hosting/worker.py`) | "
     "gthread keeps a connection on the worker that accepted it; one worker often took a whole burst, and "
     "served it on one core at a third of the throughput |",
-    "| only the process holding the background lease loads APScheduler (`app/scheduler.py`) | the other "
+    "| only the process holding the background lease loads APScheduler (`app/background/scheduler.py`) | the other "
     "workers only wait; APScheduler and the asyncio it imports are about 3 MiB each |",
     "| a hot entry past `CACHE_FRONT_TTL` is answered once more while one thread per worker reads it again "
-    "(`app/cache/front.py`) | every request thread that read SQLite opened a connection of its own (about 140 "
+    "(`app/stores/front_cache.py`) | every request thread that read SQLite opened a connection of its own (about 140 "
     "KiB each), and waited on the read |",
     "| cache keys hashed with BLAKE2 (built into Python) instead of SHA-1 | SHA-1 goes through OpenSSL, whose "
     "first use mapped about 1 MiB more of libcrypto into each worker |",
@@ -274,7 +274,7 @@ STATIC_SECTIONS = [
     "request runs on keeps its own allocator arena and stack.",
     "- **gthread keeps a keep-alive connection on the worker that accepted it**, and plain gthread workers race "
     "for each new connection: one worker often won a whole burst and one core served the load (`wrk -c16`: "
-    "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/worker.py`), and so do the baselines' here "
+    "[0, 16] in 3 of 6 runs). pyea's workers accept fairly (`app/hosting/worker.py`), and so do the baselines' here "
     "(`conns/worker` in the suite's output shows every split).",
     "",
     "## Reproducing",

@@ -28,7 +28,8 @@ from pathlib import Path
 import requests
 from cache_hit import machine_info, print_machine, process_tree
 
-from app.testing import REPO, Call, FakeProvider, GunicornProcess, Reply
+from app.devkit.fake_http import Call, FakeProvider, Reply
+from app.devkit.testing import REPO, GunicornProcess
 
 HOT = [f"hot-{i}" for i in range(20)]
 #: Misses come from this many feeds; each expires (cache, then subscription) before it is likely asked again.

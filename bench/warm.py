@@ -30,8 +30,8 @@ def measure(size: int, cycles: int, latency_ms: float = 0.0) -> dict:
     """One size, in this process: subscribe ``size`` feeds, then run refresh cycles."""
     from adapters.coingecko.transports import SimplePriceTransport
     from app import close_app, create_app
-    from app.testing import FakeProvider
-    from app.warmer import Warmer
+    from app.background.warmer import Warmer
+    from app.devkit.fake_http import FakeProvider
 
     with FakeProvider() as provider, tempfile.TemporaryDirectory() as cache_dir:
         for i in range(size):

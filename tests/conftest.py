@@ -10,8 +10,9 @@ import pytest
 import requests
 from flask import Flask
 
-from app.pytest_plugin import Outputs
-from app.testing import FakeProvider, GunicornProcess
+from app.devkit.fake_http import FakeProvider
+from app.devkit.pytest_plugin import Outputs
+from app.devkit.testing import GunicornProcess
 from tests.servers import RedisServer
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from app.testing import free_port
+from app.devkit.fake_http import free_port
 
 INSTALL_HINT = "run the README's test command, which installs it (sh tests/require-servers.sh)"
 

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from app.host import load_config
-from app.settings import SettingsError
-from app.testing import FakeProvider, GunicornProcess, node_request
+from app.config import load_config
+from app.core.settings import SettingsError
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import GunicornProcess, node_request
 
 TOKEN = "pyea-token-Zq93-DO-NOT-LEAK"
 BODY = {"id": "5", "data": {"base": "ETH", "quote": "USD"}}

@@ -10,14 +10,16 @@ from collections.abc import Iterator
 import pytest
 
 import adapters
-import app.host
-from app.testing import FakeProvider, Reply, node_request, wait_for
+import app.config
+from app.config import schemas_dir
+from app.devkit.fake_http import FakeProvider, Reply
+from app.devkit.testing import node_request, wait_for
 
 RESUME = "/v2/resume/2d38ecdb-975c-4f99-801c-b916a429947c"
 SLOW_ADAPTER = '''
 from adapters.coingecko.transports import SimplePriceTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.core.adapter import Adapter, Endpoint
+from app.core.settings import Spec
 
 adapter = Adapter(name="slowquote", default_endpoint="quote",
                   endpoints=[Endpoint("quote", SimplePriceTransport("price"), asynchronous=True),
@@ -34,14 +36,14 @@ def slow_adapter(tmp_path, monkeypatch) -> Iterator[str]:
     package = tmp_path / "extra" / "slowquote"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(SLOW_ADAPTER)
-    shutil.copy(app.host.schemas_dir().parent / "adapters" / "coingecko" / "overrides.json", package)
+    shutil.copy(schemas_dir().parent / "adapters" / "coingecko" / "overrides.json", package)
     schemas = tmp_path / "schemas"
-    shutil.copytree(app.host.schemas_dir(), schemas)
+    shutil.copytree(schemas_dir(), schemas)
     (schemas / "slowquote").mkdir()
     for endpoint in ("quote", "fast"):
         shutil.copy(schemas / "coingecko" / "crypto.json", schemas / "slowquote" / f"{endpoint}.json")
     monkeypatch.setattr(adapters, "__path__", [*adapters.__path__, str(tmp_path / "extra")])
-    monkeypatch.setattr(app.host, "schemas_dir", lambda: schemas)
+    monkeypatch.setattr(app.config, "schemas_dir", lambda: schemas)
     yield "slowquote"
     sys.modules.pop("adapters.slowquote", None)
 

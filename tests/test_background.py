@@ -9,8 +9,9 @@ import time
 import pytest
 
 from adapters.coingecko.transports import SimplePriceTransport
-from app.leader import Lease
-from app.testing import Reply, node_request
+from app.devkit.fake_http import Reply
+from app.devkit.testing import node_request
+from app.stores.lease import Lease
 
 FEEDS = 100
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import diskcache
 import requests
 
-from app.testing import FakeProvider, wait_for
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import wait_for
 from tests.test_gunicorn import gunicorn, post, pyea_env
 
 FEEDS = 10

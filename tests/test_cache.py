@@ -6,10 +6,9 @@ import json
 import threading
 import time
 
-from app.cache import CacheEntry
-from app.cache.keys import KeyMaker
-from app.cache.local import LocalCache
-from app.testing import node_request, wait_for
+from app.core.entries import CacheEntry, KeyMaker
+from app.devkit.testing import node_request, wait_for
+from app.stores.local_cache import LocalCache
 
 
 def test_equivalent_requests_share_one_entry(client, provider):
@@ -136,7 +135,7 @@ def test_cache_survives_a_new_app_on_the_same_directory(make_app, provider, tmp_
 
 
 def test_provider_errors_are_remembered_briefly(make_app, provider):
-    from app.testing import Reply
+    from app.devkit.fake_http import Reply
     provider.respond(lambda call: Reply(500, {"error": "boom"}))
     client = make_app(RETRY="0", CACHE_ERROR_MAX_AGE="300").test_client()
     assert node_request(client).status_code == 502
@@ -148,7 +147,7 @@ def test_provider_errors_are_remembered_briefly(make_app, provider):
 
 
 def test_front_layer_spares_backend_reads_for_a_short_time(tmp_path):
-    from app.cache.front import FrontCache
+    from app.stores.front_cache import FrontCache
 
     backend = LocalCache(str(tmp_path / "shared"), max_items=10)
     front = FrontCache(backend, ttl_ms=200, max_age_ms=90000)
@@ -181,7 +180,7 @@ class CountingCache(LocalCache):
 def test_hot_entries_are_reread_off_the_request_threads(tmp_path):
     """A request thread reading SQLite opens its own connection (about 140 KiB) and waits on the read: hot
     entries past their front TTL are re-read by one thread of the process instead."""
-    from app.cache.front import FrontCache
+    from app.stores.front_cache import FrontCache
 
     backend = CountingCache(str(tmp_path / "shared"))
     front = FrontCache(backend, ttl_ms=50, max_age_ms=90000)
@@ -207,7 +206,7 @@ def test_hot_entries_are_reread_off_the_request_threads(tmp_path):
 
 
 def test_rereading_drops_a_vanished_entry_and_keeps_a_newer_local_one(tmp_path):
-    from app.cache.front import FrontCache
+    from app.stores.front_cache import FrontCache
 
     backend = LocalCache(str(tmp_path / "shared"), max_items=10)
     front = FrontCache(backend, ttl_ms=50, max_age_ms=90000)
@@ -228,7 +227,7 @@ def test_rereading_drops_a_vanished_entry_and_keeps_a_newer_local_one(tmp_path):
 
 
 def test_front_layer_never_keeps_what_the_backend_refused(tmp_path):
-    from app.cache.front import FrontCache
+    from app.stores.front_cache import FrontCache
 
     front = FrontCache(LocalCache(str(tmp_path / "shared"), max_items=10), ttl_ms=1000, max_age_ms=90000, max_items=2)
     good = CacheEntry(200, 1, '{"result":1}')

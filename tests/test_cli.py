@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from app.cli import parse_pairs
-from app.testing import REPO, FakeProvider, GunicornProcess
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import REPO, GunicornProcess
 
 
 def pyea(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
@@ -112,7 +113,7 @@ def test_call_parameters_are_strings_unless_given_as_json():
 
 
 def test_settings_table_covers_every_setting():
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     table = pyea("settings").stdout
     for spec in Settings.specs():

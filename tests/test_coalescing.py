@@ -9,8 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from app.coalescing import SingleFlight
-from app.testing import Reply
+from app.devkit.fake_http import Reply
+from app.fetch.coalescing import SingleFlight
 
 
 def test_concurrent_cold_requests_cost_one_call(make_app, provider):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.testing import node_request
+from app.devkit.testing import node_request
 
 
 @pytest.mark.parametrize("endpoint, expected, flag", [
@@ -98,7 +98,7 @@ def test_pro_url_and_header_with_a_key():
 
 def test_one_call_can_answer_a_batch_of_feeds(make_app, provider):
     from adapters.coingecko.transports import SimplePriceTransport
-    from app.requester import Requester
+    from app.fetch.requester import Requester
     feeds = [{"base": "ethereum", "quote": "USD"}, {"base": "bitcoin", "quote": "USD"},
              {"base": "ethereum", "quote": "EUR"}, {"base": "nothing", "quote": "USD"}]
     requester = Requester(timeout_ms=2000, retries=0, pool_size=2)

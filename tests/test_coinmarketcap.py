@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from app.testing import Call, FakeProvider, Reply, node_request
+from app.devkit.fake_http import Call, FakeProvider, Reply
+from app.devkit.testing import node_request
 
 KEY = "cmc-secret-key-123"
 STAMP = "2024-03-25T10:15:00.000Z"
@@ -133,8 +134,8 @@ def test_provider_401_is_502_with_the_provider_status(make_app, provider):
 
 
 def test_no_key_is_refused_at_startup_naming_the_variable(tmp_path):
-    from app.host import load_config
-    from app.settings import SettingsError
+    from app.config import load_config
+    from app.core.settings import SettingsError
 
     with pytest.raises(SettingsError) as caught:
         load_config({"ADAPTERS": "coinmarketcap", "CACHE_DIR": str(tmp_path)})
@@ -164,7 +165,7 @@ def test_input_errors_are_400(client, provider, data, fragment):
 
 def test_a_batch_makes_one_call_per_quote_and_per_symbol_or_id(provider):
     from adapters.coinmarketcap.transports import QuotesTransport
-    from app.requester import Requester
+    from app.fetch.requester import Requester
     provider.respond(cmc)
     feeds = [{"base": "ETH", "quote": "USD"}, {"base": "BTC", "quote": "USD"}, {"base": "ETH", "quote": "EUR"},
              {"cid": 1027, "quote": "USD"}, {"base": "NOPE", "quote": "USD"}]
@@ -193,8 +194,8 @@ def test_hosted_next_to_coingecko_with_separate_caches(make_app, provider):
 
 
 def test_unknown_tier_lists_the_coinmarketcap_ones():
-    from app.host import load_config
-    from app.settings import SettingsError
+    from app.config import load_config
+    from app.core.settings import SettingsError
     with pytest.raises(SettingsError) as raised:
         load_config({"ADAPTERS": "coinmarketcap", "RATE_LIMIT_API_TIER": "gold", "API_KEY": KEY})
     assert "basic, hobbyist, startup, standard, professional" in str(raised.value)

@@ -16,7 +16,8 @@ import diskcache
 import pytest
 import requests
 
-from app.testing import REPO, FakeProvider
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import REPO
 from tests.test_gunicorn import gunicorn, post, pyea_env, worker_pids
 
 FEEDS = [f"coin-{i}" for i in range(20)]

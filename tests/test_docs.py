@@ -2,8 +2,9 @@
 
 import re
 
-from app.settings_doc import configuration_doc, settings_table
-from app.testing import REPO
+from app.config import declared_adapters
+from app.core.settings_reference import configuration_doc, settings_table
+from app.devkit.testing import REPO
 
 
 def test_readme_settings_table_is_current():
@@ -19,5 +20,5 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_configuration_reference_is_current():
-    assert (REPO / "docs" / "configuration.md").read_text() == configuration_doc(), \
+    assert (REPO / "docs" / "configuration.md").read_text() == configuration_doc(declared_adapters()), \
         "regenerate it: pyea settings --write"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.testing import Reply, free_port, node_request
+from app.devkit.fake_http import Reply, free_port
+from app.devkit.testing import node_request
 
 TIMEOUT_MS = 400
 PRICE = {"ethereum": {"usd": 3021.5, "last_updated_at": 1763699999}}

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.openapi import ERROR, SUCCESS
+from app.web.openapi import ERROR, SUCCESS
 
 EXAMPLES = 500
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
@@ -35,7 +35,7 @@ content_types = st.sampled_from(["application/json", "application/json; charset=
 @pytest.fixture(scope="module")
 def fuzz_client(tmp_path_factory: pytest.TempPathFactory):
     from app import close_app, create_app
-    from app.testing import FakeProvider
+    from app.devkit.fake_http import FakeProvider
 
     with FakeProvider() as provider:
         app = create_app(env={"API_ENDPOINT": provider.url, "CACHE_DIR": str(tmp_path_factory.mktemp("fuzz")),

@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 import requests
 
-from app.testing import REPO, Call, FakeProvider, GunicornProcess, Reply, free_port
+from app.devkit.fake_http import Call, FakeProvider, Reply, free_port
+from app.devkit.testing import REPO, GunicornProcess
 
 NODE_REQUEST = {"id": "7", "data": {"from": "ETH", "to": "USD"}}
 ETH_USD = 3021.5

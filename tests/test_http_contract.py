@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from app.testing import node_request
+from app.devkit.testing import node_request
 
 
 def error_of(response, status: int) -> dict:

@@ -3,7 +3,7 @@
 import subprocess
 import sys
 
-from app.testing import REPO
+from app.devkit.testing import REPO
 
 
 def test_ruff_reports_nothing():

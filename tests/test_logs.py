@@ -7,7 +7,8 @@ from pathlib import Path
 
 import requests
 
-from app.testing import FakeProvider, GunicornProcess, Reply
+from app.devkit.fake_http import FakeProvider, Reply
+from app.devkit.testing import GunicornProcess
 
 SECRET = "sk-live-Zq9-DO-NOT-LEAK-7731"
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import requests
 
-from app.metrics import FLUSH_INTERVAL_S
-from app.testing import FakeProvider, node_request, wait_for
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import node_request, wait_for
+from app.observe.metrics import FLUSH_INTERVAL_S
 from tests.test_gunicorn import gunicorn, post, pyea_env, served_by
 
 
@@ -86,7 +87,7 @@ def test_request_durations_are_added_up_as_observe_would(monkeypatch):
     the one prometheus_client's own observe() builds, bucket edges included."""
     from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-    from app.metrics import Metrics
+    from app.observe.metrics import Metrics
 
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
     metrics = Metrics("test", "1")
@@ -120,7 +121,7 @@ def test_counters_keep_the_v3_frameworks_names(make_app):
 
 
 def test_feed_labels_are_capped_so_endless_feeds_cannot_grow_a_worker(make_app, monkeypatch):
-    monkeypatch.setattr("app.metrics.MAX_FEED_LABELS", 2)
+    monkeypatch.setattr("app.observe.metrics.MAX_FEED_LABELS", 2)
     client = make_app(METRICS_USE_BASE_URL="true").test_client()
     for coin in ("ETH", "BTC", "LINK", "DOGE"):
         node_request(client, {"base": coin, "quote": "USD"})

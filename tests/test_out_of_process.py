@@ -21,10 +21,12 @@ import pytest
 import requests
 
 from app import create_app
-from app.host import load_config
-from app.settings import Settings, SettingsError
-from app.supervisor import PORTS_ENV, Supervisor, plan_workers, process_running
-from app.testing import REPO, FakeProvider, wait_for
+from app.config import load_config
+from app.core.adapter_processes import PORTS_ENV
+from app.core.settings import Settings, SettingsError
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import REPO, wait_for
+from app.hosting.supervisor import Supervisor, plan_workers, process_running
 from tests.test_coinmarketcap import KEY, cmc
 from tests.test_gunicorn import assert_json_error, gunicorn, post, pyea_env
 

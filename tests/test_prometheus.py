@@ -7,7 +7,8 @@ import os
 import signal
 from pathlib import Path
 
-from app.testing import FakeProvider, wait_for
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import wait_for
 from tests.servers import PrometheusServer
 from tests.test_coinmarketcap import cmc
 from tests.test_gunicorn import gunicorn, post

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from app.testing import Reply, free_port, node_request
+from app.devkit.fake_http import Reply, free_port
+from app.devkit.testing import node_request
 
 
 @pytest.fixture

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app.testing import Reply, node_request
+from app.devkit.fake_http import Reply
+from app.devkit.testing import node_request
 
 
 def limited(make_app, **env):

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 import diskcache
 import pytest
 
-import app.ratelimit as ratelimit
-from app.limits import RateLimit
-from app.ratelimit import MARGIN_S, RateLimiter, describe, windows
+import app.fetch.rate_limit as ratelimit
+from app.core.provider_limits import RateLimit
+from app.fetch.rate_limit import MARGIN_S, RateLimiter, describe, windows
 
 
 def limit(per_second: float | None = None, per_minute: float = 600.0, per_hour: float | None = None) -> RateLimit:

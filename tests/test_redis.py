@@ -13,15 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from app.cache import CacheEntry
-from app.cache.redis import RedisCache
-from app.host import load_config
-from app.leader import RedisLease
-from app.limits import RateLimit
-from app.ratelimit_redis import RedisRateLimiter
-from app.settings import SettingsError
-from app.shared import Shared, connect
-from app.testing import FakeProvider, node_request, wait_for
+from app.config import load_config
+from app.core.entries import CacheEntry
+from app.core.provider_limits import RateLimit
+from app.core.settings import SettingsError
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import node_request, wait_for
+from app.fetch.rate_limit_redis import RedisRateLimiter
+from app.stores.lease import RedisLease
+from app.stores.redis_cache import RedisCache
+from app.stores.redis_client import Shared, connect
 from tests.servers import RedisServer
 
 SECRET_PASSWORD = "redis-pass-Zq93-DO-NOT-LEAK"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import requests
 
-from app.testing import FakeProvider, GunicornProcess
+from app.devkit.fake_http import FakeProvider
+from app.devkit.testing import GunicornProcess
 from tests.servers import RedisServer
 from tests.test_background_gunicorn import hammer, max_in_any_window
 from tests.test_gunicorn import gunicorn, post, pyea_env

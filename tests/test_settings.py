@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.host import load_config
-from app.settings import Settings, SettingsError
+from app.config import load_config
+from app.core.settings import Settings, SettingsError
 
 
 def problems_of(env: dict[str, str]) -> dict[str, str]:

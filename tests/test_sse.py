@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.pyth.transports import KNOWN_FEEDS
-from app.testing import FakeHermes, node_request, wait_for
+from app.devkit.fake_http import FakeHermes
+from app.devkit.testing import node_request, wait_for
 
 ETH = KNOWN_FEEDS["ETH/USD"]
 BTC = KNOWN_FEEDS["BTC/USD"]

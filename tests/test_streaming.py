@@ -18,7 +18,9 @@ from typing import Any
 
 import pytest
 
-from app.testing import FakeProvider, FakeTickerStream, Reply, free_port, node_request, wait_for
+from app.devkit.fake_http import FakeProvider, Reply, free_port
+from app.devkit.fake_ws import FakeTickerStream
+from app.devkit.testing import node_request, wait_for
 
 PRODUCTS = [f"C{i:02d}-USD" for i in range(50)]
 

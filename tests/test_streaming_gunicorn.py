@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from app.testing import FakeProvider, FakeTickerStream, wait_for
+from app.devkit.fake_http import FakeProvider
+from app.devkit.fake_ws import FakeTickerStream
+from app.devkit.testing import wait_for
 from tests.test_background_gunicorn import leader_pid
 from tests.test_gunicorn import gunicorn, post, pyea_env
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pytest_plugin import adapter_of
+from app.devkit.pytest_plugin import adapter_of
 
 pytest_plugins = ["pytester"]
 

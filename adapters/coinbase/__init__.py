@@ -1,8 +1,7 @@
 """Coinbase Exchange: spot prices streamed from the public ``ticker`` channel, polled over REST as a fallback."""
 
 from adapters.coinbase.transports import REST_URL, WS_URL, TickerRestTransport, TickerStreamTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="coinbase",

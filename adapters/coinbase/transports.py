@@ -16,11 +16,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
-from app.errors import DataProviderError
-from app.transports import Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.values import iso_ms
-from app.transports.websocket import WebSocketTransport
+from app.sdk import (
+    DataProviderError,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    Success,
+    WebSocketTransport,
+    iso_ms,
+)
 
 REST_URL = "https://api.exchange.coinbase.com"
 WS_URL = "wss://ws-feed.exchange.coinbase.com"

@@ -1,8 +1,7 @@
 """CoinGecko (API v3): prices, market caps and volumes of coins, and global market figures."""
 
 from adapters.coingecko.transports import GlobalTransport, SimplePriceTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="coingecko",

@@ -11,10 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.errors import DataProviderError
-from app.transports import Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.values import is_number, unix_s_ms
+from app.sdk import (
+    DataProviderError,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    Success,
+    is_number,
+    unix_s_ms,
+)
 
 FREE_URL = "https://api.coingecko.com/api/v3"
 PRO_URL = "https://pro-api.coingecko.com/api/v3"

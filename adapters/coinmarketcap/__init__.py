@@ -1,8 +1,7 @@
 """CoinMarketCap Pro API: prices, market caps and volumes of coins, and global market figures."""
 
 from adapters.coinmarketcap.transports import GlobalMetricsTransport, QuotesTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="coinmarketcap",

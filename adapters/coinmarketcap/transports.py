@@ -14,10 +14,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.errors import AdapterError, DataProviderError
-from app.transports import Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.values import is_number, iso_ms
+from app.sdk import (
+    AdapterError,
+    DataProviderError,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    Success,
+    is_number,
+    iso_ms,
+)
 
 PRO_URL = "https://pro-api.coinmarketcap.com"
 #: CoinMarketCap accepts at most this many symbols or ids in one quotes call.

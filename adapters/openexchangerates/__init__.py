@@ -1,8 +1,7 @@
 """Open Exchange Rates: the latest forex rate of a base currency in a quote currency."""
 
 from adapters.openexchangerates.transports import LatestTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="openexchangerates",

@@ -15,11 +15,20 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.errors import AdapterError, DataProviderError
-from app.requester import Sender
-from app.transports import FeedOutcome, Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.values import is_number, unix_s_ms
+from app.sdk import (
+    AdapterError,
+    DataProviderError,
+    FeedOutcome,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    Sender,
+    Success,
+    is_number,
+    unix_s_ms,
+)
 
 #: Bases other than this one need a paid plan (Developer, Enterprise or Unlimited).
 FREE_BASE = "USD"

@@ -1,8 +1,7 @@
 """Pyth Network prices from a Hermes service: streamed over server-sent events, polled as a fallback."""
 
 from adapters.pyth.transports import HERMES_URL, LatestTransport, PriceStreamTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="pyth",

@@ -17,10 +17,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from app.errors import AdapterInputError, DataProviderError
-from app.transports import Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.sse import SseTransport
+from app.sdk import (
+    AdapterInputError,
+    DataProviderError,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    SseTransport,
+    Success,
+)
 
 HERMES_URL = "https://hermes.pyth.network"
 #: Hermes' public instance limits the ids per request; larger sets are split.

@@ -1,8 +1,7 @@
 """Tiingo: US stock prices (IEX top of book) and forex rates (top of book)."""
 
 from adapters.tiingo.transports import API_URL, ForexTransport, IexTransport
-from app.adapter import Adapter, Endpoint
-from app.settings import Spec
+from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
     name="tiingo",

@@ -15,10 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from app.errors import DataProviderError
-from app.transports import Outcome, Params, Success
-from app.transports.http import HttpTransport, ProviderRequest, ProviderResponse
-from app.transports.values import is_number, iso_ms
+from app.sdk import (
+    DataProviderError,
+    HttpTransport,
+    Outcome,
+    Params,
+    ProviderRequest,
+    ProviderResponse,
+    Success,
+    is_number,
+    iso_ms,
+)
 
 API_URL = "https://api.tiingo.com"
 #: Tiingo publishes no cap on tickers per call; 100 keeps the query string short (~700 characters) while a

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 from adapters.openexchangerates.transports import LatestTransport
-from app.requester import ProviderResponse
-from app.settings import SettingsError
-from app.testing import Call, Reply, node_request, wait_for
+from app.sdk import Call, ProviderResponse, Reply, SettingsError, node_request, wait_for
 
 KEY = "0123456789abcdef0123456789abcdef"  # app ids are 32 hex characters
 STAMP_MS = 1711360800 * 1000

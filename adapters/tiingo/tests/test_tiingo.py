@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import SettingsError
-from app.testing import Call, Reply, node_request, wait_for
+from app.sdk import Call, Reply, SettingsError, node_request, wait_for
 
 KEY = "tiingo-test-token-5f2c9a"
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -1,0 +1,40 @@
+"""What an adapter author declares: an adapter, its endpoints and the transport behind each endpoint.
+
+Declarations are plain data. Nothing here loads files or opens connections: ``create_app`` turns them into
+runtime objects, so one adapter package can be served by many apps with different settings (and tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from app.core.settings import Spec
+from app.core.transports import Transport
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One endpoint: its input schema lives in ``schemas/<adapter>/<name>.json``."""
+
+    name: str
+    transport: Transport
+    aliases: Sequence[str] = ()
+    #: Input parameters that symbol overrides (built-in file, then ``data.overrides``) apply to.
+    override_params: Sequence[str] = ("base",)
+    description: str = ""
+    #: For slow providers: a request that misses the cache and carries the node's ``responseURL`` is answered
+    #: ``{"pending": true}`` at once, and its value PATCHed to that URL when it arrives.
+    asynchronous: bool = False
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A data provider's adapter. ``settings`` are read as ``<NAME>_<SETTING>``, or plain ``<SETTING>`` for
+    the host's default adapter (so a single-adapter deployment uses the familiar ``API_KEY``)."""
+
+    name: str
+    endpoints: Sequence[Endpoint]
+    default_endpoint: str | None = None
+    settings: Sequence[Spec] = field(default_factory=tuple)
+    description: str = ""

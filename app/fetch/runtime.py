@@ -1,0 +1,305 @@
+"""An adapter at run time: endpoint lookup, symbol overrides, and fetching a feed into the cache.
+
+Fetching is where credits are spent, so it is where duplicates are removed: one fetch per feed at a time in
+this process (``SingleFlight``), on this machine (``MachineLocks``), and, with ``REQUEST_COALESCING_ENABLED``,
+across instances through an in-flight marker in the shared cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+from app.core.entries import Cache, CacheEntry, KeyMaker
+from app.core.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
+from app.core.messages import short
+from app.core.transports import FeedOutcome, Params, Success
+from app.fetch.coalescing import MachineLocks, SingleFlight, wait_for_other_process
+from app.fetch.requester import LimitedSender, Requester
+
+if TYPE_CHECKING:
+    from app.config import AdapterConfig
+    from app.core.answers import LateAnswers
+    from app.core.settings import Settings
+    from app.fetch.rate_limit import RateLimiter
+    from app.observe.metrics import Metrics
+    from app.stores.subscriptions import SubscriptionStore
+
+log = logging.getLogger("pyea.runtime")
+
+
+#: Distinct request ``data`` whose validation each endpoint remembers.
+RESOLVED_MEMO_SIZE = 4096
+#: Larger inputs are validated every time, so the memo stays small whatever clients send (4096 x 512 B).
+RESOLVED_MEMO_MAX_CHARS = 512
+
+
+class EndpointRuntime:
+    def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str) -> None:
+        self.endpoint = next(e for e in config.adapter.endpoints if e.name == name)
+        self.name = name
+        self.schema = config.schemas[name]
+        self.transport = self.endpoint.transport
+        self.adapter = adapter
+        self._resolve_memo = functools.lru_cache(maxsize=RESOLVED_MEMO_SIZE)(self._resolve_uncached)
+        # Everything in a response's meta that does not change per request, encoded once.
+        self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
+                            f'"endpoint":{json.dumps(name)},"cacheHit":')
+
+    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str]:
+        """Validated, overridden parameters (read-only), their cache key and their feed id (for metrics).
+
+        Memoised on the parameters and overrides in the request's data (keys the endpoint ignores do not
+        count): nodes ask for the same few feeds again and again, and schema validation would otherwise be the
+        largest cost of a cache hit. Invalid data raises and is not kept.
+        """
+        relevant = [(k, v) for k, v in data.items() if k in self.schema.canonical or k == "overrides"]
+        if all(type(v) is str for _, v in relevant):
+            # The usual bridge request: text values only, keyed as they are (exact types: 1 == True in a tuple).
+            items = tuple(sorted(relevant))
+            if sum(len(k) + len(v) for k, v in items) <= RESOLVED_MEMO_MAX_CHARS:
+                return self._resolve_memo(items)
+        text = json.dumps(dict(relevant), sort_keys=True, separators=(",", ":"))
+        if len(text) > RESOLVED_MEMO_MAX_CHARS:
+            return self._resolve_uncached(text)
+        return self._resolve_memo(text)
+
+    def _resolve_uncached(self, key: str | tuple[tuple[str, str], ...]) -> tuple[Mapping[str, Any], str, str]:
+        data = json.loads(key) if isinstance(key, str) else dict(key)
+        params = self.schema.normalise(data)
+        params = self.adapter.apply_overrides(self, params, data.get("overrides"))
+        keys = self.adapter.keys
+        return MappingProxyType(params), keys.key(self.name, params), keys.feed_id(params)
+
+    def store_outcome(self, params: Params, feed: FeedOutcome) -> str:
+        """A background value (a refresh, a stream message) into the cache under ``params``' key, for
+        ``CACHE_MAX_AGE``, as any fetch stores it; returns the key."""
+        adapter = self.adapter
+        key = adapter.keys.key(self.name, params)
+        adapter.store(key, adapter.entry_for(feed), adapter.settings.CACHE_MAX_AGE, params)
+        return key
+
+
+#: Where the last good value of a feed is kept (CACHE_STALE_MAX_AGE), beside its cache entry.
+STALE_PREFIX = "stale:"
+
+
+class AdapterRuntime:
+    def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
+                 subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics,
+                 responder: LateAnswers, stream_subscriptions: SubscriptionStore | None = None) -> None:
+        self.config = config
+        self.responder = responder
+        self.metrics = metrics
+        self.subscriptions = subscriptions
+        #: Streamed feeds expire after WS_SUBSCRIPTION_TTL, not WARMUP_SUBSCRIPTION_TTL.
+        self.stream_subscriptions = stream_subscriptions or subscriptions
+        self.limiter = limiter
+        self.foreground = LimitedSender(requester, limiter, background=False, wait_s=0)
+        self.background = LimitedSender(requester, limiter, background=True, wait_s=settings.WARMUP_INTERVAL / 1000)
+        self.name = config.adapter.name
+        self.display_name = self.name.upper()
+        self.values = config.values
+        self.settings = settings
+        self.cache = cache
+        self.keys = KeyMaker(settings.CACHE_KEY_GROUP or self.name, settings.CACHE_KEY_IGNORED_PROPS)
+        self.endpoints = {e.name: EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints}
+        self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
+                        for alias in (rt.name, *rt.endpoint.aliases)}
+        self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
+        self._machine_locks = MachineLocks(os.path.join(settings.CACHE_DIR, "pyea-locks"))
+        self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
+
+    def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], missed: bool) -> None:
+        """Ask the background to keep this feed fresh; on a miss this request will not fetch itself, to fetch it
+        now (see ``SubscriptionStore``)."""
+        if self.settings.WARMUP_ENABLED and self.settings.CACHE_ENABLED:
+            store = self.stream_subscriptions if self.streams(endpoint) else self.subscriptions
+            store.subscribe(key, endpoint.name, params, force=missed,
+                            announce=missed and not self.fetches_in_foreground(endpoint))
+
+    def streams(self, endpoint: EndpointRuntime) -> bool:
+        """Whether the endpoint's values arrive over a provider stream (a streaming transport, WS_ENABLED)."""
+        return getattr(endpoint.transport, "streamed", False) and self.settings.WS_ENABLED
+
+    def fetches_in_foreground(self, endpoint: EndpointRuntime) -> bool:
+        """Whether a request that misses fetches the feed itself; a reader (EA_MODE=reader) leaves every fetch
+        to the writers and waits for the cache, as it does for a streamed feed."""
+        if self.settings.EA_MODE == "reader":
+            return False
+        return endpoint.transport.fetches_in_foreground or (
+            getattr(endpoint.transport, "streamed", False) and not self.settings.WS_ENABLED)
+
+    def resolve_endpoint(self, requested: Any) -> EndpointRuntime:
+        name = requested or self.config.adapter.default_endpoint
+        if not name:
+            raise AdapterInputError(f"the request names no endpoint and {self.display_name} has no default; "
+                                    f"give one of: {self._valid_endpoints()}")
+        if not isinstance(name, str):
+            raise AdapterInputError(f"endpoint: must be a string, got {short(name)}")
+        runtime = self._lookup.get(name.lower())
+        if runtime is None:
+            raise EndpointNotFoundError(f"adapter {self.display_name} has no endpoint {short(name)}; "
+                                        f"valid endpoints: {self._valid_endpoints()}")
+        return runtime
+
+    def _valid_endpoints(self) -> str:
+        return ", ".join(f"{e.name} (alias {', '.join(e.endpoint.aliases)})" if e.endpoint.aliases else e.name
+                         for e in self.endpoints.values())
+
+    def apply_overrides(self, endpoint: EndpointRuntime, params: dict[str, Any],
+                        request_overrides: Any) -> dict[str, Any]:
+        """Map symbols to provider ids: ``data.overrides[<adapter>]`` first, then the adapter's own file."""
+        mine = self._request_overrides(request_overrides)
+        params = dict(params)
+        for param in endpoint.endpoint.override_params:
+            value = params.get(param)
+            if isinstance(value, str):
+                symbol = value.upper()
+                replacement = mine.get(symbol) or self.config.overrides.get(symbol)
+                if replacement:
+                    params[param] = replacement
+        return params
+
+    def _request_overrides(self, overrides: Any) -> dict[str, str]:
+        if overrides is None:
+            return {}
+        if not isinstance(overrides, dict):
+            raise AdapterInputError("data.overrides: must be an object like {\"" + self.name
+                                    + "\": {\"ETH\": \"ethereum\"}}, got " + short(overrides))
+        mine: dict[str, str] = {}
+        for adapter_name, mapping in overrides.items():
+            if not isinstance(mapping, dict):
+                raise AdapterInputError(f"data.overrides.{adapter_name}: must be an object of symbol to id, "
+                                        f"got {short(mapping)}")
+            for symbol, replacement in mapping.items():
+                if not isinstance(replacement, str) or not replacement:
+                    raise AdapterInputError(f"data.overrides.{adapter_name}.{symbol}: must be a non-empty "
+                                            f"string, got {short(replacement)}")
+            if adapter_name.lower().replace("-", "_") == self.name:
+                mine.update({symbol.upper(): replacement for symbol, replacement in mapping.items()})
+        return mine
+
+    def cached(self, key: str, max_age: int) -> CacheEntry | None:
+        """The cached entry a request with this ``max_age`` accepts (< 0: none; 0: any unexpired one)."""
+        settings = self.settings
+        if not settings.CACHE_ENABLED or max_age < 0:
+            return None
+        entry = self.cache.get(key)
+        if entry is None:
+            return None
+        if max_age and time.time() * 1000 - entry.received_ms > max_age:
+            return None  # older than this request accepts
+        if settings.CACHE_UPDATE_AGE_ON_GET:
+            self.cache.touch(key, max_age or settings.CACHE_MAX_AGE)
+        return entry
+
+    def stale(self, key: str) -> CacheEntry | None:
+        """The last good value of ``key``, if younger than CACHE_STALE_MAX_AGE: what a failed refresh may serve,
+        flagged, instead of its error."""
+        limit = self.settings.CACHE_STALE_MAX_AGE
+        if not limit or not self.settings.CACHE_ENABLED:
+            return None
+        entry = self.cache.get(STALE_PREFIX + key)
+        if entry is None or time.time() * 1000 - entry.received_ms >= limit:
+            return None
+        return entry
+
+    def fetch(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str, ttl_ms: int,
+              max_age: int) -> CacheEntry:
+        """The entry for ``params`` from the provider, stored in the cache for every other reader."""
+        return self._flights.run(key, lambda: self._fetch_once_across_processes(endpoint, params, key, ttl_ms,
+                                                                                 max_age))
+
+    def _fetch_once_across_processes(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                                     ttl_ms: int, max_age: int) -> CacheEntry:
+        # A request that missed the cache just before another thread's fetch for it finished becomes the
+        # leader of a new flight: the value it needs may be in the cache by now.
+        entry = self.cached(key, max_age)
+        if entry is not None:
+            return entry
+        if max_age >= 0 and self.settings.CACHE_ENABLED:
+            with self._machine_locks.hold(key):
+                # Another worker may have fetched it while this one waited for the lock.
+                entry = self.cached(key, max_age)
+                return entry if entry is not None else self._fetch_across_instances(endpoint, params, key, ttl_ms)
+        return self._fetch_and_store(endpoint, params, key, ttl_ms)
+
+    def _fetch_across_instances(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                                ttl_ms: int) -> CacheEntry:
+        if not self.settings.REQUEST_COALESCING_ENABLED:
+            return self._fetch_and_store(endpoint, params, key, ttl_ms)
+        owner = self.cache.add_marker(key, self._marker_ttl_ms)
+        if not owner:
+            self.metrics.coalescing_waits.labels(*self.metrics.labels).inc()
+            entry = wait_for_other_process(self.cache, key, self.settings)
+            if entry is not None:
+                return entry
+        try:
+            return self._fetch_and_store(endpoint, params, key, ttl_ms)
+        finally:
+            if owner:
+                self.cache.delete_marker(key)
+
+    def _fetch_and_store(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
+                         ttl_ms: int) -> CacheEntry:
+        outcomes = endpoint.transport.fetch([params], self.values, self.foreground)
+        mine = None
+        for outcome in outcomes:
+            entry = self.entry_for(outcome)
+            feed_key = key if outcome.params is params else self.keys.key(endpoint.name, outcome.params)
+            self.store(feed_key, entry, ttl_ms, outcome.params)
+            if feed_key == key:
+                mine = entry
+                if isinstance(outcome.outcome, AdapterError):  # a bad key or a provider outage shows in the log
+                    log.warning("fetching %s %s failed: %s %s", endpoint.name, self.keys.feed_id(params),
+                                outcome.outcome.name, outcome.outcome.message)
+        if mine is None:  # a transport that answered other feeds but not this one
+            mine = self.entry_for(FeedOutcome(params, AdapterError("the transport returned no value for this "
+                                                                   "feed"), None, 0, 0))
+        return mine
+
+    def store(self, key: str, entry: CacheEntry, ttl_ms: int, params: Mapping[str, Any]) -> None:
+        """Successes for ``ttl_ms``; failures briefly (``CACHE_ERROR_MAX_AGE``), except a refused rate-limit
+        slot, which says nothing about the feed and would be stale the moment a slot frees up."""
+        if not self.settings.CACHE_ENABLED or entry.status_code == RateLimitError.status_code:
+            return
+        if entry.is_success:
+            self.cache.set(key, entry, ttl_ms)
+            if self.settings.CACHE_STALE_MAX_AGE:
+                self.cache.set(STALE_PREFIX + key, entry, self.settings.CACHE_STALE_MAX_AGE)
+        elif self.settings.CACHE_ERROR_MAX_AGE:
+            self.cache.set(key, entry, self.settings.CACHE_ERROR_MAX_AGE)
+        else:
+            return
+        self.metrics.cache_set(self.keys.feed_id(params), entry.status_code)
+
+    def entry_for(self, feed: FeedOutcome) -> CacheEntry:
+        """Serialise once, at write time: hits then splice text instead of re-encoding objects."""
+        outcome = feed.outcome
+        if isinstance(outcome, Success) and isinstance(outcome.result, float) and not math.isfinite(outcome.result):
+            outcome = DataProviderError(f"the value computed from the provider's answer is {outcome.result}, not "
+                                        "a finite number", provider_status_code=feed.provider_status_code)
+        if isinstance(outcome, Success):
+            if self.settings.API_VERBOSE and outcome.data is not None:
+                data = {**outcome.data, "result": outcome.result}
+            else:
+                data = {"result": outcome.result}
+            timestamps = {"providerDataRequestedUnixMs": feed.requested_ms,
+                          "providerDataReceivedUnixMs": feed.received_ms}
+            if outcome.provider_indicated_ms is not None:
+                timestamps["providerIndicatedTimeUnixMs"] = outcome.provider_indicated_ms
+            body = {"data": data, "result": outcome.result, "statusCode": 200,
+                    "providerStatusCode": feed.provider_status_code, "timestamps": timestamps}
+            return CacheEntry(200, feed.received_ms, json.dumps(body, separators=(",", ":")))
+        body = outcome.body()
+        body["timestamps"] = {"providerDataRequestedUnixMs": feed.requested_ms,
+                              "providerDataReceivedUnixMs": feed.received_ms}
+        return CacheEntry(outcome.status_code, feed.received_ms, json.dumps(body, separators=(",", ":")))
