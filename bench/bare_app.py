@@ -18,7 +18,7 @@ JSON_MIMETYPE = "application/json"
 
 
 def create_app() -> Flask:
-    """Factory form, as pyea is started (``bare_app:create_app()``), so both boot the same way in a worker."""
+    """Factory form, as pyea is started (``bench.bare_app:create_app()``), so both boot the same way in a worker."""
     body = Path(os.environ[BODY_FILE_ENV]).read_bytes()
     app = Flask("bare")
 

@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cache_hit import HOST, BenchError, percentile
-from hits import Trio
-
 from app.devkit.fake_http import FakeProvider
+from bench._lib import HOST, BenchError, percentile
+from bench.hits import Trio
 
 TIMEOUT_S = 30.0
 

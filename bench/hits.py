@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from cache_hit import (
-    BENCH,
+
+from app.devkit.fake_http import FakeProvider, free_port
+from app.devkit.testing import GunicornProcess
+from app.observe.metrics import FLUSH_INTERVAL_S
+from bench._lib import (
     COMPARED_SETTINGS,
     REPO,
     REQUEST_BODY,
@@ -41,10 +44,6 @@ from cache_hit import (
     summarise,
     warm,
 )
-
-from app.devkit.fake_http import FakeProvider, free_port
-from app.devkit.testing import GunicornProcess
-from app.observe.metrics import FLUSH_INTERVAL_S
 
 TARGETS = ("pyea", "bare", "raw")
 
@@ -80,15 +79,15 @@ class Trio:
         env = {**os.environ, "BARE_BODY_FILE": str(body_file)}
         for target, module in (("bare", "bare_app"), ("raw", "raw_app")):
             port = free_port()
-            command = [*bare_args(resolved, port)[:-1], f"{module}:create_app()"]
-            theirs = gunicorn_settings(command, BENCH, env)
+            command = [*bare_args(resolved, port)[:-1], f"bench.{module}:create_app()"]
+            theirs = gunicorn_settings(command, REPO, env)
             differ = {k: (resolved.get(k), theirs.get(k)) for k in COMPARED_SETTINGS
                       if resolved.get(k) != theirs.get(k)}
             if differ:
                 raise BenchError(f"gunicorn settings differ (pyea, {target}): {differ}")
-            # Started from bench/, so the repository's gunicorn.conf.py never applies to a baseline.
+            # Its own -c (bench/baseline_conf.py): the repository's gunicorn.conf.py never applies to a baseline.
             server = GunicornProcess(env, command, port=port, log_path=workdir / f"{target}-{self.name}.log",
-                                     cwd=BENCH)
+                                     cwd=REPO)
             self.servers[target] = server.start(START_TIMEOUT_S)
             answer = requests.post(server.url, data=feed_body(0), timeout=10)
             if answer.status_code != 200 or answer.content != self.body:

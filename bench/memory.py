@@ -10,10 +10,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from cache_hit import REQUEST_BODY, START_TIMEOUT_S, LoadGenerator, Memory, check_load, memory_of, pyea_server
-from hits import feed_body, fill
-
 from app.devkit.fake_http import FakeProvider
+from bench._lib import REQUEST_BODY, START_TIMEOUT_S, LoadGenerator, Memory, check_load, memory_of, pyea_server
+from bench.hits import feed_body, fill
 
 
 def memory_by_feeds(loadgen: LoadGenerator, workdir: Path, sizes: list[int], connections: int, duration_s: int,

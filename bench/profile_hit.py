@@ -5,7 +5,7 @@ raw WSGI callable answering the same bytes, then the hit profiled (pyinstrument 
 No gunicorn and no sockets, so this isolates the framework's own cost; run it before and after a change to the
 hot path.
 
-    python bench/profile_hit.py [--requests 20000]
+    python -m bench.profile_hit [--requests 20000]
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-
-BENCH = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH.parent))
 
 BODY = b'{"id":"1","data":{"base":"ETH","quote":"USD"}}'
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -68,9 +65,7 @@ def main() -> int:
         answer = call(app)
         os.environ["BARE_BODY_FILE"] = body_file = os.path.join(cache_dir, "body.json")
         Path(body_file).write_bytes(answer)
-        sys.path.insert(0, str(BENCH))
-        import bare_app
-        import raw_app
+        from bench import bare_app, raw_app
 
         apps = {"pyea": app, "bare Flask": bare_app.create_app(), "raw WSGI": raw_app.create_app()}
         for name, target in apps.items():

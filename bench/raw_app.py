@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from bare_app import BODY_FILE_ENV, JSON_MIMETYPE
+from bench.bare_app import BODY_FILE_ENV, JSON_MIMETYPE
 
 
 def create_app() -> Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]:

@@ -6,7 +6,7 @@ Both pyea servers run side by side over one real redis-server and the rounds alt
 the machine hits both; figures are medians over rounds. Redis commands per request come from Redis' own
 ``total_commands_processed`` around each measured run (the warm-up excluded).
 
-Needs ``redis-server`` on PATH. Run from the repository root: ``python bench/redis_front.py``.
+Needs ``redis-server`` on PATH. Run from the repository root: ``python -m bench.redis_front``.
 """
 
 from __future__ import annotations
@@ -22,10 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from cache_hit import LoadGenerator, check_load, machine_info, print_machine, pyea_env, warm
-
 from app.devkit.fake_http import FakeProvider, free_port
-from app.devkit.testing import GunicornProcess  # importable once cache_hit put REPO on the path
+from app.devkit.testing import GunicornProcess
+from bench._lib import LoadGenerator, check_load, machine_info, print_machine, pyea_env, warm
 
 FRONT_TTLS = {"front 250 ms": "250", "no front": "0"}
 

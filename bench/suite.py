@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Every pyea benchmark in one run, written to ``docs/performance.md`` with its plots.
 
-    python bench/suite.py            # the full suite (about 15 minutes on 2 cores)
-    python bench/suite.py --quick    # fewer rounds and sizes: checks the suite itself (about 4 minutes)
+    python -m bench.suite            # the full suite (about 15 minutes on 2 cores)
+    python -m bench.suite --quick    # fewer rounds and sizes: checks the suite itself (about 4 minutes)
 
 Each section measures pyea against a baseline in the same run (the bare Flask route and the raw WSGI callable
 under the same gunicorn settings, the provider's own latency, the number of batches needed); figures are
@@ -23,16 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from cache_hit import BenchError, LoadGenerator, machine_info, matrix, print_machine  # noqa: E402
-from herd import cold  # noqa: E402
-from hits import feed_rotation, hit_matrix  # noqa: E402
-from memory import memory_by_feeds  # noqa: E402
-from report import write_report  # noqa: E402
+from bench._lib import BENCH, REPO, BenchError, LoadGenerator, machine_info, print_machine
+from bench.cache_hit import matrix
+from bench.herd import cold
+from bench.hits import feed_rotation, hit_matrix
+from bench.memory import memory_by_feeds
+from bench.report import write_report
 
 FULL = {"configs": [(1, 8), (2, 8)], "connections": [1, 16, 64], "rounds": 6, "duration": 3,
         "feed_sizes": [1, 100, 10000], "herds": 5, "first_samples": 20, "batch_sizes": [100, 1000, 10000],

@@ -5,8 +5,8 @@ with the real warmer, cache and subscription store. Feeds are subscribed through
 ``subscribe`` calls a request makes; the HTTP layer is left out because it is measured by cache_hit.py.
 A process doing the same with 0 feeds is the baseline of the memory column.
 
-    python bench/warm.py                 # 0, 10, 100, 1 000 and 10 000 feeds, 3 cycles each
-    python bench/warm.py --sizes 0 100 --cycles 5 --json out.json
+    python -m bench.warm                 # 0, 10, 100, 1 000 and 10 000 feeds, 3 cycles each
+    python -m bench.warm --sizes 0 100 --cycles 5 --json out.json
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from bench._lib import REPO
 
 
 def measure(size: int, cycles: int, latency_ms: float = 0.0) -> dict:
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     rows = []
     for size in args.sizes:
-        out = subprocess.run([sys.executable, __file__, "--one", str(size), "--cycles", str(args.cycles),
+        out = subprocess.run([sys.executable, "-m", "bench.warm", "--one", str(size), "--cycles", str(args.cycles),
                               "--latency-ms", str(args.latency_ms)],
                              capture_output=True, text=True, timeout=900, cwd=REPO)
         if out.returncode != 0:

@@ -1,8 +1,15 @@
-"""Fixtures: a fake provider on loopback, and apps built with per-test settings over it."""
+"""Fixtures: a fake provider on loopback, and apps built with per-test settings over it.
+
+Tests that start a process (gunicorn, Redis, Prometheus, the CLI, any Python) are marked ``process``; one that
+is not and tries is stopped with a message saying so, so ``-m "not process"`` stays the fast loop it claims to
+be. Quick tools (``uname``, ``ps``) are not counted."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from urllib.parse import urlsplit
 
@@ -78,3 +85,42 @@ def pyea_outputs(pyea_outputs: Outputs, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setattr(GunicornProcess, "stop", stop_and_read_log)
     monkeypatch.setattr(requests.Session, "send", send_and_record)
     yield outputs
+
+
+# ------------------------------------------------------------- only tests marked "process" start processes
+
+
+#: Programs that count as "a process" besides Python itself (which runs gunicorn, the CLI, pytest and ruff).
+SERVERS = {"redis-server", "redis-sentinel", "prometheus", "anvil"}
+
+
+@contextlib.contextmanager
+def _processes_refused(item: pytest.Item) -> Iterator[None]:
+    if item.get_closest_marker("process") is not None:
+        yield
+        return
+    real_init = subprocess.Popen.__init__
+
+    def refuse(popen: subprocess.Popen, args, *rest, **kwargs) -> None:
+        program = str(args if isinstance(args, str | os.PathLike) else args[0])
+        if os.path.basename(program) in SERVERS or program == sys.executable:
+            raise RuntimeError(f"{item.nodeid} starts {program}: mark it @pytest.mark.process")
+        real_init(popen, args, *rest, **kwargs)
+
+    subprocess.Popen.__init__ = refuse  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        subprocess.Popen.__init__ = real_init  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _processes_refused(item):
+        yield

@@ -12,6 +12,8 @@ from app.cli import parse_pairs
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import REPO, GunicornProcess
 
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
+
 
 def pyea(*args: str, env: dict[str, str] | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "app", *args], cwd=cwd, capture_output=True, text=True,

@@ -3,7 +3,11 @@
 import subprocess
 import sys
 
+import pytest
+
 from app.devkit.testing import REPO
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 
 def test_ruff_reports_nothing():

@@ -14,13 +14,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
 
+import pytest
 import requests
 
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import GunicornProcess
 from tests.servers import RedisServer
-from tests.test_background_gunicorn import hammer, max_in_any_window
-from tests.test_gunicorn import gunicorn, post, pyea_env
+from tests.serving import gunicorn, hammer, max_in_any_window, post, pyea_env
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 
 def instance_env(tmp_path: Path, name: str, provider: FakeProvider, redis_url: str, **settings: str) -> dict:

@@ -4,27 +4,19 @@ from __future__ import annotations
 
 import itertools
 import os
-import random
 import signal
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import diskcache
-import requests
+import pytest
 
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import wait_for
-from tests.test_gunicorn import gunicorn, post, pyea_env
+from tests.serving import gunicorn, hammer, leader_pid, max_in_any_window, post, pyea_env
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 FEEDS = 10
-
-
-def leader_pid(cache_dir: Path) -> int | None:
-    with diskcache.Cache(str(cache_dir / "pyea-leases")) as leases:
-        holder = leases.get("background")
-    return int(holder.split(":")[1]) if holder else None
 
 
 def test_killing_the_leader_hands_the_jobs_to_another_worker(tmp_path: Path, provider: FakeProvider) -> None:
@@ -70,36 +62,6 @@ def test_sigterm_during_refresh_cycles_is_clean(tmp_path: Path, provider: FakePr
     with gunicorn(env, tmp_path / "gunicorn.log") as server:  # asserts exit 0 and no traceback on exit
         assert post(server.url).status_code == 200
         wait_for(lambda: provider.count() >= 3, 5, "three refreshes", 0.05)
-
-
-def max_in_any_window(times: list[float], window_s: float) -> int:
-    times = sorted(times)
-    best, start = 0, 0
-    for end, at in enumerate(times):
-        while at - times[start] >= window_s:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
-def hammer(urls: list[str], feeds: int, seconds: float, clients: int) -> Counter[int]:
-    """``clients`` threads posting random ``coin-<n>`` feeds round-robin to ``urls`` for ``seconds``; the
-    status codes they got."""
-    deadline = time.monotonic() + seconds
-
-    def client(seed: int) -> Counter[int]:
-        rng, seen = random.Random(seed), Counter()
-        with requests.Session() as session:
-            while time.monotonic() < deadline:
-                body = {"id": "1", "data": {"coinid": f"coin-{rng.randrange(feeds)}", "quote": "USD"}}
-                seen[session.post(urls[seed % len(urls)], json=body, timeout=30).status_code] += 1
-        return seen
-
-    statuses: Counter[int] = Counter()
-    with ThreadPoolExecutor(max_workers=clients) as pool:
-        for seen in pool.map(client, range(clients)):
-            statuses.update(seen)
-    return statuses
 
 
 def test_a_60_per_minute_tier_holds_under_four_workers_hammering_500_feeds(tmp_path: Path,

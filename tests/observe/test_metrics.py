@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import requests
 
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import node_request, wait_for
 from app.observe.metrics import FLUSH_INTERVAL_S
-from tests.test_gunicorn import gunicorn, post, pyea_env, served_by
+from tests.serving import gunicorn, post, pyea_env, served_by
 
 
 def samples(text: str, name: str) -> dict[str, float]:
@@ -54,6 +55,7 @@ def test_metrics_can_be_turned_off(make_app):
         assert client.get("/status").get_json()["metrics"] == {"enabled": False}
 
 
+@pytest.mark.process
 def test_counts_add_up_over_four_gunicorn_workers(tmp_path: Path, provider: FakeProvider) -> None:
     env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="4")
     log_path = tmp_path / "gunicorn.log"

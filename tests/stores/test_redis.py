@@ -25,6 +25,8 @@ from app.stores.redis_cache import RedisCache
 from app.stores.redis_client import Shared, connect
 from tests.servers import RedisServer
 
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
+
 SECRET_PASSWORD = "redis-pass-Zq93-DO-NOT-LEAK"
 
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from app.devkit.fake_http import Call, FakeProvider, Reply
-from app.devkit.testing import node_request
+from app.sdk import Call, FakeProvider, Reply, SettingsError, load_config, node_request, provider_sender
 
 KEY = "cmc-secret-key-123"
 STAMP = "2024-03-25T10:15:00.000Z"
@@ -26,10 +25,10 @@ def _coin(symbol: str, cid: int, rank: int, currency: str) -> dict | None:
                                  "last_updated": STAMP}}}
 
 
-def cmc(call: Call, provider: FakeProvider | None = None) -> Reply:
+def cmc(call: Call, fake_provider: FakeProvider | None = None) -> Reply:
     """Answers the two CoinMarketCap paths the adapter uses; CoinGecko paths go to the stock fake."""
-    if provider is not None and not call.path.startswith(("/v1/", "/v2/")):
-        return provider._coingecko(call)
+    if fake_provider is not None and not call.path.startswith(("/v1/", "/v2/")):
+        return fake_provider._coingecko(call)
     if call.headers.get("x-cmc_pro_api_key") != KEY:
         return Reply(401, {"status": {"error_code": 1002, "error_message": "API key missing."}})
     status = {"timestamp": STAMP, "error_code": 0, "error_message": None, "credit_count": 1}
@@ -55,36 +54,36 @@ def cmc(call: Call, provider: FakeProvider | None = None) -> Reply:
 
 
 @pytest.fixture
-def client(make_app, provider):
-    provider.respond(cmc)
-    return make_app(ADAPTERS="coinmarketcap", API_KEY=KEY).test_client()
+def pyea_client(pyea_app, fake_provider):
+    fake_provider.respond(cmc)
+    return pyea_app(ADAPTERS="coinmarketcap", API_KEY=KEY).test_client()
 
 
 @pytest.mark.parametrize("endpoint, expected", [
     ("crypto", 3021.5), ("price", 3021.5), ("marketcap", 3021.5e6), ("volume", 3021.5e3),
 ])
-def test_quote_endpoints(client, provider, endpoint, expected):
-    body = node_request(client, endpoint=endpoint).get_json()
+def test_quote_endpoints(pyea_client, fake_provider, endpoint, expected):
+    body = node_request(pyea_client, endpoint=endpoint).get_json()
     assert body["result"] == expected
     assert body["timestamps"]["providerIndicatedTimeUnixMs"] == STAMP_MS
-    call = provider.calls[0]
+    call = fake_provider.calls[0]
     assert call.path == "/v2/cryptocurrency/quotes/latest"
     assert call.query["symbol"] == "ETH" and call.query["convert"] == "USD" and "id" not in call.query
 
 
-def test_symbol_shared_by_several_coins_takes_the_best_ranked(client):
-    assert node_request(client, {"sym": "eth", "convert": "eur"}).get_json()["result"] == 2800.0
+def test_symbol_shared_by_several_coins_takes_the_best_ranked(pyea_client):
+    assert node_request(pyea_client, {"sym": "eth", "convert": "eur"}).get_json()["result"] == 2800.0
 
 
-def test_cid_asks_by_id_and_wins_over_base(client, provider):
-    body = node_request(client, {"cid": 1027, "base": "BTC", "quote": "USD"}).get_json()
+def test_cid_asks_by_id_and_wins_over_base(pyea_client, fake_provider):
+    body = node_request(pyea_client, {"cid": 1027, "base": "BTC", "quote": "USD"}).get_json()
     assert body["result"] == 3021.5
-    assert provider.calls[0].query["id"] == "1027" and "symbol" not in provider.calls[0].query
+    assert fake_provider.calls[0].query["id"] == "1027" and "symbol" not in fake_provider.calls[0].query
 
 
-def test_cid_from_a_query_string_is_an_integer(client, provider):
-    response = client.get("/?cid=1&quote=USD")
-    assert response.get_json()["result"] == 97000.0 and provider.calls[0].query["id"] == "1"
+def test_cid_from_a_query_string_is_an_integer(pyea_client, fake_provider):
+    response = pyea_client.get("/?cid=1&quote=USD")
+    assert response.get_json()["result"] == 97000.0 and fake_provider.calls[0].query["id"] == "1"
 
 
 @pytest.mark.parametrize("endpoint, data, expected, convert", [
@@ -93,49 +92,47 @@ def test_cid_from_a_query_string_is_an_integer(client, provider):
     ("dominance", {"market": "BTC"}, 56.1, None),
     ("dominance", {"to": "eth"}, 11.9, None),
 ])
-def test_global_endpoints(client, provider, endpoint, data, expected, convert):
-    body = node_request(client, data, endpoint=endpoint).get_json()
+def test_global_endpoints(pyea_client, fake_provider, endpoint, data, expected, convert):
+    body = node_request(pyea_client, data, endpoint=endpoint).get_json()
     assert body["result"] == expected
-    assert provider.calls[0].path == "/v1/global-metrics/quotes/latest"
-    assert provider.calls[0].query.get("convert") == convert
+    assert fake_provider.calls[0].path == "/v1/global-metrics/quotes/latest"
+    assert fake_provider.calls[0].query.get("convert") == convert
 
 
-def test_dominance_of_another_asset_is_502_without_a_provider_call(client, provider):
-    response = node_request(client, {"market": "SOL"}, endpoint="dominance")
+def test_dominance_of_another_asset_is_502_without_a_provider_call(pyea_client, fake_provider):
+    response = node_request(pyea_client, {"market": "SOL"}, endpoint="dominance")
     assert response.status_code == 502
     assert "only reports BTC and ETH dominance" in response.get_json()["error"]["message"]
-    assert provider.count() == 0
+    assert fake_provider.count() == 0
 
 
-def test_key_travels_in_the_header_and_is_never_shown(client, provider):
-    answers = [node_request(client, {"base": "ETH", "quote": "USD"}).get_data(as_text=True),
-               node_request(client, {"base": "NOPE", "quote": "USD"}).get_data(as_text=True),
-               client.get("/status").get_data(as_text=True)]
-    assert provider.calls[0].headers["x-cmc_pro_api_key"] == KEY
-    assert all(KEY not in c.path and KEY not in str(c.query) for c in provider.calls)
+def test_key_travels_in_the_header_and_is_never_shown(pyea_client, fake_provider):
+    answers = [node_request(pyea_client, {"base": "ETH", "quote": "USD"}).get_data(as_text=True),
+               node_request(pyea_client, {"base": "NOPE", "quote": "USD"}).get_data(as_text=True),
+               pyea_client.get("/status").get_data(as_text=True)]
+    assert fake_provider.calls[0].headers["x-cmc_pro_api_key"] == KEY
+    assert all(KEY not in c.path and KEY not in str(c.query) for c in fake_provider.calls)
     assert all(KEY not in text for text in answers)
 
 
-def test_missing_symbol_is_502_naming_it(client):
-    response = node_request(client, {"base": "NOPE", "quote": "USD"})
+def test_missing_symbol_is_502_naming_it(pyea_client):
+    response = node_request(pyea_client, {"base": "NOPE", "quote": "USD"})
     assert response.status_code == 502
     assert "symbol 'NOPE' in 'USD'" in response.get_json()["error"]["message"]
 
 
-def test_missing_quote_for_a_known_symbol_is_502(client):
-    response = node_request(client, {"base": "BTC", "quote": "EUR"})
+def test_missing_quote_for_a_known_symbol_is_502(pyea_client):
+    response = node_request(pyea_client, {"base": "BTC", "quote": "EUR"})
     assert response.status_code == 502 and "'BTC' in 'EUR'" in response.get_json()["error"]["message"]
 
 
-def test_provider_401_is_502_with_the_provider_status(make_app, provider):
-    provider.respond(cmc)
-    response = node_request(make_app(ADAPTERS="coinmarketcap", API_KEY="wrong").test_client())
+def test_provider_401_is_502_with_the_provider_status(pyea_app, fake_provider):
+    fake_provider.respond(cmc)
+    response = node_request(pyea_app(ADAPTERS="coinmarketcap", API_KEY="wrong").test_client())
     assert response.status_code == 502 and response.get_json()["providerStatusCode"] == 401
 
 
 def test_no_key_is_refused_at_startup_naming_the_variable(tmp_path):
-    from app.config import load_config
-    from app.core.settings import SettingsError
 
     with pytest.raises(SettingsError) as caught:
         load_config({"ADAPTERS": "coinmarketcap", "CACHE_DIR": str(tmp_path)})
@@ -145,10 +142,10 @@ def test_no_key_is_refused_at_startup_naming_the_variable(tmp_path):
     assert "COINMARKETCAP_API_KEY=(unset)" in str(caught.value)  # plain API_KEY belongs to the first adapter
 
 
-def test_error_code_in_a_200_answer_fails_every_feed_of_the_call(make_app, provider):
-    provider.respond(lambda call: Reply(200, {"status": {"error_code": 1008, "error_message": "minute limit"},
+def test_error_code_in_a_200_answer_fails_every_feed_of_the_call(pyea_app, fake_provider):
+    fake_provider.respond(lambda call: Reply(200, {"status": {"error_code": 1008, "error_message": "minute limit"},
                                               "data": None}))
-    response = node_request(make_app(ADAPTERS="coinmarketcap", API_KEY=KEY).test_client())
+    response = node_request(pyea_app(ADAPTERS="coinmarketcap", API_KEY=KEY).test_client())
     assert response.status_code == 502 and "minute limit" in response.get_json()["error"]["message"]
 
 
@@ -157,21 +154,20 @@ def test_error_code_in_a_200_answer_fails_every_feed_of_the_call(make_app, provi
     ({"cid": "ethereum", "quote": "USD"}, "data.cid: must be of type integer"),
     ({"symbol": "ETH", "coin": "BTC", "quote": "USD"}, "data.base: given more than once"),
 ])
-def test_input_errors_are_400(client, provider, data, fragment):
-    response = node_request(client, data)
+def test_input_errors_are_400(pyea_client, fake_provider, data, fragment):
+    response = node_request(pyea_client, data)
     assert response.status_code == 400 and fragment in response.get_json()["error"]["message"]
-    assert provider.count() == 0
+    assert fake_provider.count() == 0
 
 
-def test_a_batch_makes_one_call_per_quote_and_per_symbol_or_id(provider):
+def test_a_batch_makes_one_call_per_quote_and_per_symbol_or_id(fake_provider):
     from adapters.coinmarketcap.transports import QuotesTransport
-    from app.fetch.requester import Requester
-    provider.respond(cmc)
+    fake_provider.respond(cmc)
     feeds = [{"base": "ETH", "quote": "USD"}, {"base": "BTC", "quote": "USD"}, {"base": "ETH", "quote": "EUR"},
              {"cid": 1027, "quote": "USD"}, {"base": "NOPE", "quote": "USD"}]
-    outcomes = QuotesTransport("price").fetch(feeds, {"API_KEY": KEY, "API_ENDPOINT": provider.url},
-                                              Requester(timeout_ms=2000, retries=0, pool_size=2))
-    asked = sorted((c.query.get("symbol", ""), c.query.get("id", ""), c.query["convert"]) for c in provider.calls)
+    outcomes = QuotesTransport("price").fetch(feeds, {"API_KEY": KEY, "API_ENDPOINT": fake_provider.url},
+                                              provider_sender())
+    asked = sorted((c.query.get("symbol", ""), c.query.get("id", ""), c.query["convert"]) for c in fake_provider.calls)
     assert asked == [("", "1027", "USD"), ("BTC,ETH,NOPE", "", "USD"), ("ETH", "", "EUR")]
     by_feed = {json.dumps(dict(o.params), sort_keys=True): o.outcome for o in outcomes}
     assert len(outcomes) == len(by_feed) == len(feeds)
@@ -180,22 +176,20 @@ def test_a_batch_makes_one_call_per_quote_and_per_symbol_or_id(provider):
     assert results[4].status_code == 502
 
 
-def test_hosted_next_to_coingecko_with_separate_caches(make_app, provider):
-    provider.respond(lambda call: cmc(call, provider))
-    app = make_app(ADAPTERS="coingecko,coinmarketcap", COINMARKETCAP_API_KEY=KEY,
-                   COINMARKETCAP_API_ENDPOINT=provider.url)
-    client = app.test_client()
+def test_hosted_next_to_coingecko_with_separate_caches(pyea_app, fake_provider):
+    fake_provider.respond(lambda call: cmc(call, fake_provider))
+    app = pyea_app(ADAPTERS="coingecko,coinmarketcap", COINMARKETCAP_API_KEY=KEY,
+                   COINMARKETCAP_API_ENDPOINT=fake_provider.url)
+    pyea_client = app.test_client()
     for _ in range(2):
-        assert client.post("/coinmarketcap/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
-        assert client.post("/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
-    assert provider.count("/v2/cryptocurrency/quotes/latest") == 1
-    assert provider.count("/simple/price") == 1
-    assert KEY not in client.get("/status").get_data(as_text=True)
+        assert pyea_client.post("/coinmarketcap/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
+        assert pyea_client.post("/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
+    assert fake_provider.count("/v2/cryptocurrency/quotes/latest") == 1
+    assert fake_provider.count("/simple/price") == 1
+    assert KEY not in pyea_client.get("/status").get_data(as_text=True)
 
 
 def test_unknown_tier_lists_the_coinmarketcap_ones():
-    from app.config import load_config
-    from app.core.settings import SettingsError
     with pytest.raises(SettingsError) as raised:
         load_config({"ADAPTERS": "coinmarketcap", "RATE_LIMIT_API_TIER": "gold", "API_KEY": KEY})
     assert "basic, hobbyist, startup, standard, professional" in str(raised.value)

@@ -52,6 +52,7 @@ def test_bad_address_ranges_are_startup_errors() -> None:
         load_config({"EA_ALLOWED_IPS": "10.0.0.0/8,10.0.0.0/33"})
 
 
+@pytest.mark.process
 def test_tls_with_a_self_signed_certificate(tmp_path: Path, provider: FakeProvider) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import requests
 
+from adapters.coinmarketcap.tests.test_coinmarketcap import KEY, cmc
 from app import create_app
 from app.config import load_config
 from app.core.adapter_processes import PORTS_ENV
@@ -27,8 +28,9 @@ from app.core.settings import Settings, SettingsError
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import REPO, wait_for
 from app.hosting.supervisor import Supervisor, plan_workers, process_running
-from tests.test_coinmarketcap import KEY, cmc
-from tests.test_gunicorn import assert_json_error, gunicorn, post, pyea_env
+from tests.serving import assert_json_error, gunicorn, post, pyea_env
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 STUB = f"{shlex.quote(sys.executable)} {shlex.quote(str(REPO / 'tests' / 'stub_worker.py'))}"
 CMC_REQUEST = {"id": "9", "data": {"base": "ETH", "quote": "USD"}}

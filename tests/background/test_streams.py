@@ -1,6 +1,7 @@
 """The websocket transport against a real websocket server on loopback speaking Coinbase Exchange's ticker
 protocol: requests are answered from the stream through the cache, subscriptions follow demand, and the stream
-heals itself (silence, drops, restarts, garbage) without any new request."""
+heals itself (silence, drops, restarts, garbage) without any new request. The coinbase adapter is the vehicle;
+its own REST behaviour is tested in adapters/coinbase/tests."""
 
 from __future__ import annotations
 
@@ -198,26 +199,6 @@ def test_no_thread_or_socket_leaks_over_200_subscription_cycles(streaming_app, s
     assert unsubscribed >= {f"L{i:03d}-USD" for i in range(250)} and stream.opened == 1
     assert own_threads() == threads
     assert open_fds() == fds
-
-
-def test_the_http_fallback_serves_while_the_stream_is_down(make_app, provider: FakeProvider) -> None:
-    provider.respond(lambda call: Reply(body={"price": "3021.50", "time": "2024-03-25T10:15:00.000Z"})
-                     if call.path == "/products/ETH-USD/ticker" else Reply(404, {"message": "NotFound"}))
-    app = make_app(ADAPTERS="coinbase", WS_ENABLED="true", WS_API_ENDPOINT="ws://127.0.0.1:9/",
-                   WARMUP_INTERVAL="100", CACHE_MIN_AGE="100", CACHE_POLLING_SLEEP_MS="20",
-                   CACHE_POLLING_MAX_RETRIES="100")
-    answer = node_request(app.test_client(), {"base": "ETH", "quote": "USD"})
-    assert answer.status_code == 200 and answer.get_json()["result"] == 3021.5
-    assert provider.count("/products/ETH-USD/ticker") >= 1
-
-
-def test_without_ws_enabled_the_rest_fallback_answers_in_the_request(make_app, provider: FakeProvider) -> None:
-    provider.respond(lambda call: Reply(body={"price": "97000.00", "time": "2024-03-25T10:15:00.000Z"}))
-    client = make_app(ADAPTERS="coinbase").test_client()
-    answer = node_request(client, {"from": "btc", "to": "usd"})
-    assert answer.status_code == 200 and answer.get_json()["result"] == 97000.0
-    assert provider.calls[0].path == "/products/BTC-USD/ticker"
-    assert node_request(client, {"base": "BTC/../x", "quote": "USD"}).status_code == 400
 
 
 def test_provider_websocket_limits_open_a_second_connection_then_refuse(streaming_app, stream: FakeTickerStream,

@@ -9,6 +9,7 @@ from app.devkit.pytest_plugin import adapter_of
 pytest_plugins = ["pytester"]
 
 
+@pytest.mark.process
 def test_a_secret_reaching_a_response_fails_the_test(pytester: pytest.Pytester):
     pytester.makepyfile("""
         def test_careless(pyea_app):

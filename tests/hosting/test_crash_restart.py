@@ -18,7 +18,9 @@ import requests
 
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import REPO
-from tests.test_gunicorn import gunicorn, post, pyea_env, worker_pids
+from tests.serving import gunicorn, post, pyea_env, worker_pids
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 FEEDS = [f"coin-{i}" for i in range(20)]
 

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from app.devkit.testing import node_request
+from app.sdk import node_request, provider_sender
 
 
 @pytest.mark.parametrize("endpoint, expected, flag", [
     ("crypto", 3021.5, None), ("price", 3021.5, None),
     ("marketcap", 3021.5e6, "include_market_cap"), ("volume", 3021.5e3, "include_24hr_vol"),
 ])
-def test_simple_price_endpoints(client, provider, endpoint, expected, flag):
-    body = node_request(client, endpoint=endpoint).get_json()
+def test_simple_price_endpoints(pyea_client, fake_provider, endpoint, expected, flag):
+    body = node_request(pyea_client, endpoint=endpoint).get_json()
     assert body["result"] == expected
-    query = provider.calls[0].query
-    assert provider.calls[0].path == "/simple/price"
+    query = fake_provider.calls[0].query
+    assert fake_provider.calls[0].path == "/simple/price"
     assert query["ids"] == "ethereum" and query["vs_currencies"] == "usd"
     if flag:
         assert query[flag] == "true"
@@ -27,29 +27,29 @@ def test_simple_price_endpoints(client, provider, endpoint, expected, flag):
     ("dominance", {"market": "BTC"}, 56.1),
     ("dominance", {"to": "eth"}, 11.9),
 ])
-def test_global_endpoints(client, provider, endpoint, data, expected):
-    body = node_request(client, data, endpoint=endpoint).get_json()
+def test_global_endpoints(pyea_client, fake_provider, endpoint, data, expected):
+    body = node_request(pyea_client, data, endpoint=endpoint).get_json()
     assert body["result"] == expected
-    assert provider.calls[0].path == "/global"
+    assert fake_provider.calls[0].path == "/global"
 
 
-def test_global_endpoint_missing_market_is_502(client):
-    response = node_request(client, {"market": "XYZ"}, endpoint="dominance")
+def test_global_endpoint_missing_market_is_502(pyea_client):
+    response = node_request(pyea_client, {"market": "XYZ"}, endpoint="dominance")
     assert response.status_code == 502 and "xyz" in response.get_json()["error"]["message"]
 
 
-def test_coinid_bypasses_symbol_mapping(client, provider):
-    body = node_request(client, {"coinid": "Chainlink", "quote": "USD"}).get_json()
+def test_coinid_bypasses_symbol_mapping(pyea_client, fake_provider):
+    body = node_request(pyea_client, {"coinid": "Chainlink", "quote": "USD"}).get_json()
     assert body["result"] == 14.25
-    assert provider.calls[0].query["ids"] == "chainlink"
+    assert fake_provider.calls[0].query["ids"] == "chainlink"
 
 
-def test_request_overrides_win_over_built_in_ones(client, provider):
-    provider.prices[("wrapped-ether-x", "usd")] = 1.5
-    body = node_request(client, {"base": "ETH", "quote": "USD",
+def test_request_overrides_win_over_built_in_ones(pyea_client, fake_provider):
+    fake_provider.prices[("wrapped-ether-x", "usd")] = 1.5
+    body = node_request(pyea_client, {"base": "ETH", "quote": "USD",
                                  "overrides": {"coingecko": {"eth": "wrapped-ether-x"}}}).get_json()
     assert body["result"] == 1.5
-    other_adapter = node_request(client, {"base": "ETH", "quote": "USD", "overrides": {"other": {"ETH": "x"}}})
+    other_adapter = node_request(pyea_client, {"base": "ETH", "quote": "USD", "overrides": {"other": {"ETH": "x"}}})
     assert other_adapter.get_json()["result"] == 3021.5
 
 
@@ -57,8 +57,8 @@ def test_request_overrides_win_over_built_in_ones(client, provider):
     ("ETH", "data.overrides"), ({"coingecko": ["x"]}, "data.overrides.coingecko"),
     ({"coingecko": {"ETH": 5}}, "data.overrides.coingecko.ETH"),
 ])
-def test_bad_overrides_are_400(client, overrides, path):
-    response = node_request(client, {"base": "ETH", "quote": "USD", "overrides": overrides})
+def test_bad_overrides_are_400(pyea_client, overrides, path):
+    response = node_request(pyea_client, {"base": "ETH", "quote": "USD", "overrides": overrides})
     assert response.status_code == 400 and response.get_json()["error"]["message"].startswith(path)
 
 
@@ -70,19 +70,19 @@ def test_bad_overrides_are_400(client, overrides, path):
     ({"base": "ETH", "quote": ["USD"]}, "data.quote: must be of type string"),
     ({"base": "ETH"}, "data.quote: required parameter is missing (also accepted as to, market)"),
 ])
-def test_input_errors_name_the_field_and_rule(client, provider, data, fragment):
-    response = node_request(client, data)
+def test_input_errors_name_the_field_and_rule(pyea_client, fake_provider, data, fragment):
+    response = node_request(pyea_client, data)
     assert response.status_code == 400
     assert fragment in response.get_json()["error"]["message"]
-    assert provider.count() == 0
+    assert fake_provider.count() == 0
 
 
-def test_symbols_travel_encoded_and_cannot_change_the_provider_path(client, provider):
+def test_symbols_travel_encoded_and_cannot_change_the_provider_path(pyea_client, fake_provider):
     for symbol in ("../admin", "a?b=c", "x#y", "%2F", "@evil.example", "a\nb"):
-        node_request(client, {"coinid": symbol, "quote": "USD"})
-    for call in provider.calls:
+        node_request(pyea_client, {"coinid": symbol, "quote": "USD"})
+    for call in fake_provider.calls:
         assert call.path == "/simple/price"
-    assert [c.query["ids"] for c in provider.calls] == ["../admin", "a?b=c", "x#y", "%2f", "@evil.example",
+    assert [c.query["ids"] for c in fake_provider.calls] == ["../admin", "a?b=c", "x#y", "%2f", "@evil.example",
                                                         "a\nb"]
 
 
@@ -96,15 +96,14 @@ def test_pro_url_and_header_with_a_key():
     assert free.url == f"{FREE_URL}/simple/price" and "x-cg-pro-api-key" not in free.headers
 
 
-def test_one_call_can_answer_a_batch_of_feeds(make_app, provider):
+def test_one_call_can_answer_a_batch_of_feeds(pyea_app, fake_provider):
     from adapters.coingecko.transports import SimplePriceTransport
-    from app.fetch.requester import Requester
     feeds = [{"base": "ethereum", "quote": "USD"}, {"base": "bitcoin", "quote": "USD"},
              {"base": "ethereum", "quote": "EUR"}, {"base": "nothing", "quote": "USD"}]
-    requester = Requester(timeout_ms=2000, retries=0, pool_size=2)
-    outcomes = SimplePriceTransport("price").fetch(feeds, {"API_KEY": None, "API_ENDPOINT": provider.url},
+    requester = provider_sender()
+    outcomes = SimplePriceTransport("price").fetch(feeds, {"API_KEY": None, "API_ENDPOINT": fake_provider.url},
                                                    requester)
-    assert provider.count() == 1
+    assert fake_provider.count() == 1
     results = [getattr(o.outcome, "result", None) for o in outcomes]
     assert results == [3021.5, 97000.0, 2800.0, None]
     assert outcomes[3].outcome.status_code == 502

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import requests
 
 from app.devkit.fake_http import FakeProvider, Reply
 from app.devkit.testing import GunicornProcess
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 SECRET = "sk-live-Zq9-DO-NOT-LEAK-7731"
 

@@ -7,12 +7,16 @@ import os
 import signal
 from pathlib import Path
 
+import pytest
+
+from adapters.coinmarketcap.tests.test_coinmarketcap import cmc
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import wait_for
+from tests.hosting.test_out_of_process import CMC_REQUEST, host_env, worker_up
 from tests.servers import PrometheusServer
-from tests.test_coinmarketcap import cmc
-from tests.test_gunicorn import gunicorn, post
-from tests.test_out_of_process import CMC_REQUEST, host_env, worker_up
+from tests.serving import gunicorn, post
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 
 def test_prometheus_scrapes_every_adapter_and_sees_a_dead_worker(tmp_path: Path, provider: FakeProvider) -> None:

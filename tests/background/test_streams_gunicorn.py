@@ -15,8 +15,9 @@ import pytest
 from app.devkit.fake_http import FakeProvider
 from app.devkit.fake_ws import FakeTickerStream
 from app.devkit.testing import wait_for
-from tests.test_background_gunicorn import leader_pid
-from tests.test_gunicorn import gunicorn, post, pyea_env
+from tests.serving import gunicorn, leader_pid, post, pyea_env
+
+pytestmark = pytest.mark.process  # every test here starts gunicorn, Redis, Prometheus or the CLI
 
 PRODUCTS = [f"G{i:02d}-USD" for i in range(50)]
 
