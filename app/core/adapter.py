@@ -15,7 +15,9 @@ from app.core.transports import Transport
 
 @dataclass(frozen=True)
 class Endpoint:
-    """One endpoint: its input schema lives in ``schemas/<adapter>/<name>.json``."""
+    """One endpoint: requests name it (or one of its ``aliases``, case-insensitive) in ``endpoint``, its input
+    schema is ``schemas/<adapter>/<name>.json``, and ``transport`` fetches its values. Immutable: one
+    declaration serves every app and thread."""
 
     name: str
     transport: Transport
@@ -30,7 +32,10 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Adapter:
-    """A data provider's adapter. ``settings`` are read as ``<NAME>_<SETTING>``, or plain ``<SETTING>`` for
+    """A data provider's adapter, declared as ``adapter = Adapter(...)`` in ``adapters/<name>/__init__.py``.
+
+    ``name`` is its route (``POST /<name>``) and the ``ADAPTERS`` value that serves it; ``default_endpoint``
+    answers requests that name none. ``settings`` are read as ``<NAME>_<SETTING>``, or plain ``<SETTING>`` for
     the host's default adapter (so a single-adapter deployment uses the familiar ``API_KEY``)."""
 
     name: str

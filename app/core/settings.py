@@ -27,7 +27,14 @@ _SECRET_NAME = re.compile(r"(API_KEY|PASSWORD|SECRET|TOKEN|PRIVATE_KEY)", re.IGN
 
 @dataclass(frozen=True)
 class Spec:
-    """How one environment variable is parsed and what values it accepts."""
+    """How one environment variable is parsed and what values it accepts.
+
+    An adapter lists its own in ``Adapter.settings`` (``Spec("API_KEY", None, "Provider API key")``); the parsed
+    values reach its transport as ``config[name]``. ``kind`` decides the parsing (``str``, ``int`` with
+    ``minimum``/``maximum`` and ``unit``, ``bool``, ``enum`` of ``choices``, ``list`` (comma-separated),
+    ``path``, ``url``); a bad value stops the start together with every other problem. A name containing
+    API_KEY, PRIVATE_KEY, TOKEN, SECRET or PASSWORD, or ``sensitive=True``, is a secret: never shown, and
+    scrubbed from logs."""
 
     name: str
     default: Any
