@@ -22,6 +22,7 @@ from typing import Any
 import adapters as adapters_package
 from app.core.adapter import Adapter, Endpoint
 from app.core.adapter_processes import CMD_SPEC, PORTS_ENV, PREFIXED_ONLY_ENV, decode_ports, parse_command
+from app.core.includes import IncludesTable
 from app.core.provider_limits import RateLimit, WsLimits, parse_limits, resolve_rate_limit, resolve_ws_limits
 from app.core.settings import MIN_SECRET_LENGTH, Problem, Settings, SettingsError, parse_specs
 from app.core.validation import InputSchema, SchemaDefinitionError
@@ -40,6 +41,8 @@ class AdapterConfig:
     #: ``<NAME>_CMD``: the command that serves this adapter in its own process ("" = in the host's workers).
     cmd: str = ""
     ws_limits: WsLimits = dataclasses.field(default_factory=WsLimits)
+    #: ``includes.json``: pairs answered as the inverse of another (endpoints declared with ``includes=True``).
+    includes: IncludesTable = dataclasses.field(default_factory=IncludesTable)
 
 
 @dataclass(frozen=True)
@@ -131,7 +134,8 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     values, problems = parse_specs(adapter.settings, env, prefixes)
     schemas, schema_problems = load_schemas(name, adapter)
     overrides, override_problems = load_overrides(name, Path(module.__file__).parent)
-    problems += schema_problems + override_problems
+    includes, include_problems = load_includes(name, Path(module.__file__).parent)
+    problems += schema_problems + override_problems + include_problems
     rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
     rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
     ws_limits, ws_problems = resolve_ws_limits(rate_settings, name, limits, prefix)
@@ -146,7 +150,7 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     problems += cmd_problems
     if problems:
         return None, problems
-    return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd, ws_limits), []
+    return AdapterConfig(adapter, values, schemas, overrides, rate_limit, cmd, ws_limits, includes), []
 
 
 def load_schemas(name: str, adapter: Adapter) -> tuple[dict[str, InputSchema], list[Problem]]:
@@ -170,6 +174,17 @@ def load_overrides(name: str, package_dir: Path) -> tuple[dict[str, str], list[P
         return {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}, []
     except (ValueError, AttributeError) as exc:
         return {}, [Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})")]
+
+
+def load_includes(name: str, package_dir: Path) -> tuple[IncludesTable, list[Problem]]:
+    """The adapter's inverse pairs (``includes.json``, optional)."""
+    includes_file = package_dir / "includes.json"
+    if not includes_file.exists():
+        return IncludesTable(), []
+    try:
+        return IncludesTable.parse(json.loads(includes_file.read_text("utf-8")), f"{name} includes.json"), []
+    except ValueError as exc:
+        return IncludesTable(), [Problem(f"{name} includes.json", None, f"the includes format ({exc})")]
 
 
 def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str],

@@ -8,7 +8,7 @@ adapter = Adapter(
     description="Open Exchange Rates API (an app id is required on every plan; a base other than USD needs a "
                 "paid plan)",
     default_endpoint="forex",
-    endpoints=[Endpoint("forex", LatestTransport(), aliases=("price",),
+    endpoints=[Endpoint("forex", LatestTransport(), aliases=("price",), includes=True,
                         description="Rate of base in quote: 1 base = result quote")],
     settings=[
         Spec("API_KEY", None, "Open Exchange Rates app id; sent as the Authorization: Token header", sensitive=True,

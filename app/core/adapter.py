@@ -28,6 +28,9 @@ class Endpoint:
     #: For slow providers: a request that misses the cache and carries the node's ``responseURL`` is answered
     #: ``{"pending": true}`` at once, and its value PATCHed to that URL when it arrives.
     asynchronous: bool = False
+    #: Answers inverse pairs (``base``/``quote``) from the pair the provider quotes: the adapter's
+    #: ``includes.json`` and a request's ``data.includes`` say which (``app/core/includes.py``).
+    includes: bool = False
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple, Protocol
 
 from app.core.entries import CacheEntry
-from app.core.errors import AdapterError
+from app.core.errors import AdapterError, DataProviderError
 
 JSON_MIMETYPE = "application/json"
 #: Sent with every 401, as RFC 9110 asks.
@@ -38,15 +38,35 @@ def pending_answer(job_run_id: Any) -> Answer:
     return Answer(200, body.encode(), PENDING)
 
 
-def render(entry: CacheEntry, hit: bool, stale: bool, job_run_id: Any, meta_prefix: str) -> Answer:
+def render(entry: CacheEntry, hit: bool, stale: bool, job_run_id: Any, meta_prefix: str,
+           inverse: bool = False) -> Answer:
     """Splice ``jobRunID`` and ``meta`` around the stored text: the cached bytes are never parsed or mutated.
     ``stale``: a last good value served because its refresh failed (CACHE_STALE_MAX_AGE); ``meta_prefix``: the
-    endpoint's ``"meta":{…,"cacheHit":`` text, built once per endpoint."""
+    endpoint's ``"meta":{…,"cacheHit":`` text, built once per endpoint; ``inverse``: the request asked for the
+    inverse of the pair stored (``app/core/includes.py``), so its value is ``1 / result``."""
+    if inverse and entry.is_success:
+        entry = inverted(entry)
     staleness = round(max(0.0, time.time() - entry.received_ms / 1000), 3)
     flag = ',"stale":true' if stale else ""
     text = (f'{{"jobRunID":{_json_scalar(job_run_id)},{entry.body[1:-1]},{meta_prefix}'
             f'{"true" if hit else "false"},"staleness":{staleness}{flag}}}}}')
     return Answer(entry.status_code, text.encode())
+
+
+def inverted(entry: CacheEntry) -> CacheEntry:
+    """The stored answer of a pair, as the answer of its inverse: ``result`` and ``data.result`` become
+    ``1 / value``, everything else (timestamps, provider status) stays; a 502 when there is nothing to invert."""
+    body = json.loads(entry.body)
+    value = body.get("result")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value == 0:
+        error = DataProviderError(f"cannot answer the inverse pair: the provider's value is {json.dumps(value)}, "
+                                  "not a number other than 0", provider_status_code=body.get("providerStatusCode"))
+        return CacheEntry(error.status_code, entry.received_ms,
+                          json.dumps({**error.body(), "timestamps": body.get("timestamps")}, separators=(",", ":")))
+    body["result"] = 1 / value
+    if isinstance(body.get("data"), dict):
+        body["data"]["result"] = body["result"]
+    return CacheEntry(entry.status_code, entry.received_ms, json.dumps(body, separators=(",", ":")))
 
 
 def _json_scalar(value: Any) -> str:

@@ -37,6 +37,8 @@ log = logging.getLogger("pyea.runtime")
 
 #: Distinct request ``data`` whose validation each endpoint remembers.
 RESOLVED_MEMO_SIZE = 4096
+#: Keys of ``data`` besides the endpoint's parameters that change what is fetched.
+STEERING = ("overrides", "includes")
 #: Larger inputs are validated every time, so the memo stays small whatever clients send (4096 x 512 B).
 RESOLVED_MEMO_MAX_CHARS = 512
 
@@ -53,14 +55,15 @@ class EndpointRuntime:
         self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
                             f'"endpoint":{json.dumps(name)},"cacheHit":')
 
-    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str]:
-        """Validated, overridden parameters (read-only), their cache key and their feed id (for metrics).
+    def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, bool]:
+        """Validated, overridden parameters (read-only), their cache key, their feed id (for metrics), and
+        whether the answer is the inverse of the value of the pair those parameters name (``includes``).
 
         Memoised on the parameters and overrides in the request's data (keys the endpoint ignores do not
         count): nodes ask for the same few feeds again and again, and schema validation would otherwise be the
         largest cost of a cache hit. Invalid data raises and is not kept.
         """
-        relevant = [(k, v) for k, v in data.items() if k in self.schema.canonical or k == "overrides"]
+        relevant = [(k, v) for k, v in data.items() if k in self.schema.canonical or k in STEERING]
         if all(type(v) is str for _, v in relevant):
             # The usual bridge request: text values only, keyed as they are (exact types: 1 == True in a tuple).
             items = tuple(sorted(relevant))
@@ -71,12 +74,24 @@ class EndpointRuntime:
             return self._resolve_uncached(text)
         return self._resolve_memo(text)
 
-    def _resolve_uncached(self, key: str | tuple[tuple[str, str], ...]) -> tuple[Mapping[str, Any], str, str]:
+    def _resolve_uncached(self, key: str | tuple[tuple[str, str], ...],
+                          ) -> tuple[Mapping[str, Any], str, str, bool]:
         data = json.loads(key) if isinstance(key, str) else dict(key)
         params = self.schema.normalise(data)
+        params, inverse = self._fetched_pair(params, data.get("includes"))
         params = self.adapter.apply_overrides(self, params, data.get("overrides"))
         keys = self.adapter.keys
-        return MappingProxyType(params), keys.key(self.name, params), keys.feed_id(params)
+        return MappingProxyType(params), keys.key(self.name, params), keys.feed_id(params), inverse
+
+    def _fetched_pair(self, params: dict[str, Any], requested: Any) -> tuple[dict[str, Any], bool]:
+        """The pair to fetch for an endpoint answering inverse pairs, before symbols become provider ids."""
+        base, quote = params.get("base"), params.get("quote")
+        if not self.endpoint.includes or not isinstance(base, str) or not isinstance(quote, str):
+            return params, False
+        include = self.adapter.config.includes.lookup(base, quote, requested)
+        if include is None:
+            return params, False
+        return {**params, "base": include.base, "quote": include.quote}, include.inverse
 
     def store_outcome(self, params: Params, feed: FeedOutcome) -> str:
         """A background value (a refresh, a stream message) into the cache under ``params``' key, for

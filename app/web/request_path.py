@@ -44,7 +44,7 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
         endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
         if args:
             data = coerce_query(endpoint, data, args)
-        params, key, feed_id = endpoint.resolve(data)
+        params, key, feed_id, inverse = endpoint.resolve(data)
         max_age = read_max_age(data.get("maxAge"), adapter)
 
         entry = adapter.cached(key, max_age)
@@ -54,7 +54,8 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
         adapter.subscribe(endpoint, key, params, missed=not hit)
         url = response_url(body) if endpoint.endpoint.asynchronous else None
         if entry is None and url is not None:
-            adapter.responder.submit(url, lambda: answer_later(adapter, endpoint, params, key, max_age, job_run_id))
+            adapter.responder.submit(url, lambda: answer_later(adapter, endpoint, params, key, max_age, job_run_id,
+                                                                   inverse))
             answer = pending_answer(job_run_id)
         else:
             stale = False
@@ -62,7 +63,7 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
                 entry, hit, stale = fill(adapter, endpoint, params, key, max_age)
             elif not entry.is_success:  # a remembered failure (CACHE_ERROR_MAX_AGE)
                 entry, stale = or_last_good(adapter, key, entry)
-            answer = render(entry, hit, stale, job_run_id, endpoint.meta_prefix)
+            answer = render(entry, hit, stale, job_run_id, endpoint.meta_prefix, inverse)
     except AdapterError as exc:
         if exc.status_code >= 500:
             log.warning("request failed: %s %s", exc.name, exc.message)
@@ -107,11 +108,11 @@ def or_last_good(adapter: AdapterRuntime, key: str, entry: CacheEntry) -> tuple[
 
 
 def answer_later(adapter: AdapterRuntime, endpoint: EndpointRuntime, params: dict[str, Any], key: str,
-                 max_age: int, job_run_id: Any) -> Answer:
+                 max_age: int, job_run_id: Any, inverse: bool) -> Answer:
     """An asynchronous endpoint's answer, computed on the responder's thread once the request was answered
     pending."""
     try:
-        return render(*fill(adapter, endpoint, params, key, max_age), job_run_id, endpoint.meta_prefix)
+        return render(*fill(adapter, endpoint, params, key, max_age), job_run_id, endpoint.meta_prefix, inverse)
     except AdapterError as exc:
         return render_error(exc, job_run_id)
 

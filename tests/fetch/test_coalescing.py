@@ -100,7 +100,7 @@ def test_a_request_that_missed_just_before_a_fetch_finished_uses_its_value(make_
     app = make_app()
     adapter = app.extensions["pyea"].default
     endpoint = adapter.endpoints["crypto"]
-    params, key, _ = endpoint.resolve({"base": "ETH", "quote": "USD"})
+    params, key, _, _ = endpoint.resolve({"base": "ETH", "quote": "USD"})
     assert app.test_client().post("/", json={"data": {"base": "ETH", "quote": "USD"}}).status_code == 200
     assert adapter.fetch(endpoint, params, key, 90000, max_age=0).is_success
     assert provider.count() == 1  # the late request found the fresh value instead of calling again

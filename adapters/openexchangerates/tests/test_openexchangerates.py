@@ -200,3 +200,35 @@ def test_no_app_id_is_refused_at_startup_naming_the_variable(pyea_app):
     with pytest.raises(SettingsError) as caught:
         pyea_app()
     assert "OPENEXCHANGERATES_API_KEY (or API_KEY)=(unset): must be set" in str(caught.value)
+
+
+def test_an_inverse_pair_is_answered_from_the_pair_the_provider_quotes(client, fake_provider):
+    """includes.json: COP/USD is fetched as USD/COP and answered as its inverse; both share one value."""
+    body = node_request(client, {"base": "COP", "quote": "USD"}).get_json()
+    assert body["statusCode"] == 200 and body["result"] == 1 / 3901.24 == body["data"]["result"]
+    assert [c.query for c in fake_provider.calls] == [{"base": "USD", "symbols": "COP"}]
+    direct = node_request(client, {"from": "usd", "to": "cop"}).get_json()
+    assert direct["result"] == 3901.24 and direct["meta"]["cacheHit"] is True
+    assert len(fake_provider.calls) == 1, "the inverse pair and the pair itself are one feed"
+
+
+def test_a_request_can_name_its_own_inverse_pair(client, fake_provider):
+    includes = [{"from": "JPY", "to": "USD", "includes": [{"from": "USD", "to": "JPY", "inverse": True}]}]
+    body = node_request(client, {"base": "jpy", "quote": "usd", "includes": includes}).get_json()
+    assert body["statusCode"] == 200 and body["result"] == 1 / 151.4165
+    assert fake_provider.calls[-1].query == {"base": "USD", "symbols": "JPY"}
+    node_request(client, {"base": "JPY", "quote": "USD"})
+    assert fake_provider.calls[-1].query == {"base": "JPY", "symbols": "USD"}, "without it, asked as it is"
+
+
+@pytest.mark.parametrize(("includes", "says"), [
+    ("JPY", "data.includes: must be an array"),
+    ([{"from": "JPY"}], "data.includes[0]: must be an object with from and to"),
+    ([{"from": "JPY", "to": "USD", "includes": []}], "data.includes[0]: includes: must be a non-empty array"),
+    ([{"from": "JPY", "to": "USD", "includes": [{"from": "USD", "to": "JPY", "inverse": "yes"}]}],
+     "includes[0].inverse: must be true or false"),
+])
+def test_a_malformed_includes_is_a_400_naming_it(client, fake_provider, includes, says):
+    response = node_request(client, {"base": "JPY", "quote": "USD", "includes": includes})
+    assert response.status_code == 400 and says in error_of(response), error_of(response)
+    assert fake_provider.calls == []
