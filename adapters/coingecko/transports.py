@@ -3,7 +3,10 @@
 ``/simple/price`` answers ``{coin_id: {currency: price, currency_market_cap: …, currency_24h_vol: …,
 last_updated_at: unix_s}}`` for many ids and currencies at once, so one call can serve a whole batch of feeds.
 ``/global`` answers ``{"data": {"total_market_cap": {currency: …}, "market_cap_percentage": {symbol: …},
-"updated_at": unix_s}}``.
+"updated_at": unix_s}}``. ``/coins/list`` answers ``[{"id", "symbol", "name"}, …]``.
+
+Prices are asked with ``precision=full``: without it CoinGecko rounds them (to 2 decimals above 1), which a feed
+of a low-priced coin cannot afford. Currencies are sent lower-case, as CoinGecko documents them.
 """
 
 from __future__ import annotations
@@ -46,7 +49,6 @@ def coin_id(params: Params) -> str:
     return str(params.get("coinid") or params["base"]).lower()
 
 
-
 class SimplePriceTransport(HttpTransport):
     max_batch_size = 100
 
@@ -56,7 +58,7 @@ class SimplePriceTransport(HttpTransport):
     def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
         query = {"ids": ",".join(sorted({coin_id(p) for p in params_list})),
                  "vs_currencies": ",".join(sorted({p["quote"].lower() for p in params_list})),
-                 "include_last_updated_at": "true"}
+                 "precision": "full", "include_last_updated_at": "true"}
         if self.field in _SIMPLE_PRICE_FLAG:
             query[_SIMPLE_PRICE_FLAG[self.field]] = "true"
         return [ProviderRequest(tuple(params_list), f"{base_url(config)}/simple/price", params=query,
@@ -116,3 +118,18 @@ class GlobalTransport(HttpTransport):
                 outcomes.append((params, Success(value, data={self.section: {market: value}},
                                                  provider_indicated_ms=unix_s_ms(updated))))
         return outcomes
+
+
+class CoinsListTransport(HttpTransport):
+    """``/coins/list``: every coin's id, symbol and name, answered as ``data`` (``result`` is null)."""
+
+    def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
+        return [ProviderRequest(tuple(params_list), f"{base_url(config)}/coins/list", headers=headers(config))]
+
+    def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
+                       config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        coins = response.json()
+        if not isinstance(coins, list):
+            raise DataProviderError("CoinGecko /coins/list answered with a JSON " + type(coins).__name__
+                                    + ", expected an array of coins", provider_status_code=response.status_code)
+        return [(params, Success(None, data=coins)) for params in params_list]

@@ -303,7 +303,9 @@ class AdapterRuntime:
             outcome = DataProviderError(f"the value computed from the provider's answer is {outcome.result}, not "
                                         "a finite number", provider_status_code=feed.provider_status_code)
         if isinstance(outcome, Success):
-            if self.settings.API_VERBOSE and outcome.data is not None:
+            if isinstance(outcome.data, list):
+                data = outcome.data
+            elif self.settings.API_VERBOSE and outcome.data is not None:
                 data = {**outcome.data, "result": outcome.result}
             else:
                 data = {"result": outcome.result}

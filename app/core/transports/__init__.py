@@ -91,11 +91,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Success:
-    """A provider value for one feed. ``data`` is the provider's answer for that feed (shown with
-    ``API_VERBOSE``); ``provider_indicated_ms`` is the provider's own timestamp, when it gives one."""
+    """A provider value for one feed. ``data`` is the provider's answer for that feed (an object: shown beside
+    ``result`` with ``API_VERBOSE``; a list: the answer's ``data`` itself, always, for endpoints whose value is
+    a list, such as a provider's coin list); ``provider_indicated_ms`` is the provider's own timestamp."""
 
     result: Any
-    data: Mapping[str, Any] | None = None
+    data: Mapping[str, Any] | Sequence[Any] | None = None
     provider_indicated_ms: int | None = None
 
 
