@@ -57,7 +57,26 @@ def _write_settings_docs(root: Path) -> list[Path]:
                   lambda m: m.group(1) + settings_table() + m.group(2), text, flags=re.S)
     readme.write_text(text)
     (root / SETTINGS_DOC).write_text(configuration_doc(declared_adapters()))
-    return [readme, root / SETTINGS_DOC]
+    return [readme, root / SETTINGS_DOC, *_write_twin_tables(root)]
+
+
+def _write_twin_tables(root: Path) -> list[Path]:
+    """Each adapter README's table of how it matches its TypeScript twin (``app/devkit/twins.py``)."""
+    from app.config import available_adapters
+    from app.devkit.twins import compatibility_table, declared, with_table
+
+    written = []
+    for name in available_adapters():
+        adapter, schemas, twin = declared(name)
+        readme = root / "adapters" / name / "README.md"
+        if twin is None or not readme.exists():
+            continue
+        text = readme.read_text()
+        new = with_table(text, compatibility_table(adapter, schemas, twin))
+        if new != text:
+            readme.write_text(new)
+            written.append(readme)
+    return written
 
 
 def _new(name: str, transport: str, root: Path) -> int:
