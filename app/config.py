@@ -200,4 +200,5 @@ def _adapter_rate_settings(settings: Settings, name: str, env: Mapping[str, str]
 
 def endpoint_summary(endpoint: Endpoint, schema: InputSchema) -> dict[str, Any]:
     return {"name": endpoint.name, "aliases": list(endpoint.aliases), "transport": endpoint.transport.kind,
+            **({"transports": sorted(endpoint.routes)} if endpoint.routes else {}),
             "batchSize": endpoint.transport.max_batch_size, "inputs": schema.describe_inputs()}

@@ -6,7 +6,7 @@ runtime objects, so one adapter package can be served by many apps with differen
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from app.core.settings import Spec
@@ -31,6 +31,13 @@ class Endpoint:
     #: Answers inverse pairs (``base``/``quote``) from the pair the provider quotes: the adapter's
     #: ``includes.json`` and a request's ``data.includes`` say which (``app/core/includes.py``).
     includes: bool = False
+    #: Transports a request may choose with ``data.transport`` (case-insensitive), by name, the default
+    #: ``transport`` among them: ``{"ws": stream, "rest": rest}``. Each is cached and kept fresh on its own.
+    routes: Mapping[str, Transport] = field(default_factory=dict)
+
+    def route_of(self, transport: Transport) -> str | None:
+        """The name ``routes`` gives ``transport``."""
+        return next((name for name, t in self.routes.items() if t is transport), None)
 
 
 @dataclass(frozen=True)

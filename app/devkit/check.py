@@ -57,6 +57,12 @@ def _adapter_problems(name: str) -> tuple[list[Problem], Adapter | None]:
         if not isinstance(endpoint.transport, Transport):
             problems.append(Problem(f"{where} endpoint {endpoint.name}", type(endpoint.transport).__name__,
                                     "a Transport (e.g. an HttpTransport subclass) instance"))
+        if endpoint.routes and (endpoint.route_of(endpoint.transport) is None
+                                or any(not isinstance(t, Transport) or n != n.lower() or "." in n
+                                       for n, t in endpoint.routes.items())):
+            problems.append(Problem(f"{where} endpoint {endpoint.name} routes", ", ".join(endpoint.routes),
+                                    "lower-case names (no dot) of Transport instances, the endpoint's "
+                                    "transport among them"))
     problems += load_schemas(name, adapter)[1]
     problems += load_overrides(name, Path(module.__file__).parent)[1]
     declared = {endpoint.name for endpoint in adapter.endpoints}

@@ -44,16 +44,34 @@ RESOLVED_MEMO_MAX_CHARS = 512
 
 
 class EndpointRuntime:
-    def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str) -> None:
+    """One endpoint served by one of its transports. An endpoint with ``routes`` has one runtime per route: the
+    default route under the endpoint's name, the others as ``<name>.<route>``, each with its own cache keys,
+    subscriptions and warming (a value fetched over REST and one streamed are not the same feed)."""
+
+    def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str, route: str | None = None) -> None:
         self.endpoint = next(e for e in config.adapter.endpoints if e.name == name)
-        self.name = name
+        default = self.endpoint.route_of(self.endpoint.transport)
+        self.route = route or default
+        self.name = name if self.route == default else f"{name}.{self.route}"
         self.schema = config.schemas[name]
-        self.transport = self.endpoint.transport
+        self.transport = self.endpoint.routes[self.route] if self.route else self.endpoint.transport
         self.adapter = adapter
         self._resolve_memo = functools.lru_cache(maxsize=RESOLVED_MEMO_SIZE)(self._resolve_uncached)
         # Everything in a response's meta that does not change per request, encoded once.
         self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
                             f'"endpoint":{json.dumps(name)},"cacheHit":')
+        self._routes: dict[str, EndpointRuntime] = {}
+
+    def routed(self, requested: Any) -> EndpointRuntime:
+        """The runtime of the transport a request chose with ``data.transport`` (this one when it chose none)."""
+        if requested is None:
+            return self
+        choices = sorted(self.endpoint.routes)
+        if not isinstance(requested, str) or requested.lower() not in self.endpoint.routes:
+            valid = f"one of {', '.join(choices)}" if choices else f"not given: {self.name} has one transport"
+            raise AdapterInputError(f"data.transport: must be {valid}, got {short(requested)}")
+        route = requested.lower()
+        return self if route == self.route else self._routes[route]
 
     def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, bool]:
         """Validated, overridden parameters (read-only), their cache key, their feed id (for metrics), and
@@ -125,9 +143,17 @@ class AdapterRuntime:
         self.settings = settings
         self.cache = cache
         self.keys = KeyMaker(settings.CACHE_KEY_GROUP or self.name, settings.CACHE_KEY_IGNORED_PROPS)
-        self.endpoints = {e.name: EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints}
-        self._lookup = {alias.lower(): rt for rt in self.endpoints.values()
-                        for alias in (rt.name, *rt.endpoint.aliases)}
+        defaults = [EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints]
+        self._lookup = {alias.lower(): rt for rt in defaults for alias in (rt.name, *rt.endpoint.aliases)}
+        #: Each declared endpoint's default runtime, by endpoint name.
+        self.declared = {rt.name: rt for rt in defaults}
+        #: Every runtime, the other routes' included (the background refreshes and streams each).
+        self.endpoints = dict(self.declared)
+        for default in defaults:
+            for route in default.endpoint.routes:
+                if route != default.route:
+                    other = default._routes[route] = EndpointRuntime(self, config, default.endpoint.name, route)
+                    self.endpoints[other.name] = other
         self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
         self._machine_locks = MachineLocks(os.path.join(settings.CACHE_DIR, "pyea-locks"))
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
@@ -167,7 +193,7 @@ class AdapterRuntime:
 
     def _valid_endpoints(self) -> str:
         return ", ".join(f"{e.name} (alias {', '.join(e.endpoint.aliases)})" if e.endpoint.aliases else e.name
-                         for e in self.endpoints.values())
+                         for e in self.declared.values())
 
     def apply_overrides(self, endpoint: EndpointRuntime, params: dict[str, Any],
                         request_overrides: Any) -> dict[str, Any]:

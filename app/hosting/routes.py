@@ -158,7 +158,7 @@ def _adapter_status(runtime: AdapterRuntime) -> dict:
         "name": runtime.name,
         "outOfProcess": False,
         "defaultEndpoint": cfg.adapter.default_endpoint or "",
-        "endpoints": [endpoint_summary(rt.endpoint, rt.schema) for rt in runtime.endpoints.values()],
+        "endpoints": [endpoint_summary(rt.endpoint, rt.schema) for rt in runtime.declared.values()],
         "settings": [{"name": spec.name, "value": "[REDACTED]" if spec.is_secret and runtime.values[spec.name]
                       else runtime.values[spec.name], "description": spec.description}
                      for spec in cfg.adapter.settings],

@@ -41,7 +41,7 @@ def handle(adapter: AdapterRuntime, environ: dict[str, Any]) -> Answer:
         job_run_id = job_run_id_of(body)
         args = query_args(environ) if environ.get("QUERY_STRING") else None
         data = read_data(body, args)
-        endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint"))
+        endpoint = adapter.resolve_endpoint(body.get("endpoint") or data.get("endpoint")).routed(data.get("transport"))
         if args:
             data = coerce_query(endpoint, data, args)
         params, key, feed_id, inverse = endpoint.resolve(data)

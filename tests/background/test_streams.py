@@ -104,9 +104,9 @@ def test_fifty_feeds_share_one_connection_and_follow_each_push_within_100_ms(str
     text = client.get("/status")  # the app is alive and well; the metrics tell the same story
     assert text.status_code == 200
     metrics = app.extensions["pyea"].metrics.render().decode()
-    assert 'ws_connection_active{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics
-    assert 'ws_subscription_active{app_name="coinbase",app_version="0.1.0",endpoint="price"} 50.0' in metrics
-    assert 'ws_subscription_total{app_name="coinbase",app_version="0.1.0",endpoint="price"} 50.0' in metrics
+    assert 'ws_connection_active{app_name="coinbase",app_version="0.1.0",endpoint="crypto"} 1.0' in metrics
+    assert 'ws_subscription_active{app_name="coinbase",app_version="0.1.0",endpoint="crypto"} 50.0' in metrics
+    assert 'ws_subscription_total{app_name="coinbase",app_version="0.1.0",endpoint="crypto"} 50.0' in metrics
 
 
 def test_an_idle_feed_is_unsubscribed(streaming_app, stream: FakeTickerStream) -> None:
@@ -171,7 +171,7 @@ def test_garbage_and_error_frames_are_counted_not_fatal(streaming_app, stream: F
     stream.tick("ETH-USD", "3100.00")
     wait_for(lambda: price(client, "ETH-USD") == 3100.0, 1, "the stream still works")
     metrics = app.extensions["pyea"].metrics.render().decode()
-    assert 'ws_message_total{app_name="coinbase",app_version="0.1.0",endpoint="price",kind="error"} 3.0' in metrics
+    assert 'ws_message_total{app_name="coinbase",app_version="0.1.0",endpoint="crypto",kind="error"} 3.0' in metrics
     assert stream.opened == 1
 
 
@@ -220,7 +220,7 @@ def test_provider_websocket_limits_open_a_second_connection_then_refuse(streamin
 
 def test_a_failover_url_is_used_when_the_first_is_down(make_app, provider: FakeProvider,
                                                        stream: FakeTickerStream) -> None:
-    provider.respond(lambda call: Reply(body={"price": "96000.00"}))  # the REST fallback, while no stream is up
+    provider.respond(lambda call: Reply(body={"data": {"amount": "96000.00"}}))  # the REST fallback, no stream up
     dead = f"ws://127.0.0.1:{free_port()}"
     app = make_app(ADAPTERS="coinbase", WS_ENABLED="true", WS_API_ENDPOINT=f"{dead},{stream.url}",
                    CACHE_FRONT_TTL="0", CACHE_POLLING_SLEEP_MS="10", CACHE_POLLING_MAX_RETRIES="300",
@@ -231,7 +231,7 @@ def test_a_failover_url_is_used_when_the_first_is_down(make_app, provider: FakeP
     stream.tick("BTC-USD", "97500.00")
     wait_for(lambda: price(client, "BTC-USD") == 97500.0, 1, "values come from the failover stream")
     metrics = app.extensions["pyea"].metrics.render().decode()
-    assert 'ws_connection_errors{app_name="coinbase",app_version="0.1.0",endpoint="price"} 1.0' in metrics
+    assert 'ws_connection_errors{app_name="coinbase",app_version="0.1.0",endpoint="crypto"} 1.0' in metrics
 
 
 def test_reconnects_back_off_exponentially_up_to_the_cap(make_app) -> None:

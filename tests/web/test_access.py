@@ -77,5 +77,5 @@ def test_parameters_never_change_the_provider_host_or_path(make_app, provider: F
         client = make_app(ADAPTERS=adapters, API_ENDPOINT=provider.url).test_client()
         answer = node_request(client, {"base": symbol, "quote": "USD"})
         assert answer.status_code in (200, 400, 502), answer.get_json()
-    assert all(call.path in ("/simple/price",) or call.path.startswith("/products/") for call in provider.calls)
+    assert all(call.path in ("/simple/price",) or call.path.startswith("/v2/prices/") for call in provider.calls)
     assert all(call.path.count("/") <= 3 for call in provider.calls), [c.path for c in provider.calls]

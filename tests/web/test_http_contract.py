@@ -164,7 +164,7 @@ def test_status_lists_settings_with_secrets_redacted(make_app):
     assert adapter["name"] == "coingecko"
     assert {"name": "API_KEY", "value": "[REDACTED]"}.items() <= adapter["settings"][0].items()
     endpoints = {e["name"]: e for e in adapter["endpoints"]}
-    assert endpoints["crypto"]["aliases"] == ["price"]
+    assert endpoints["crypto"]["aliases"] == ["crypto-batched", "batched", "batch", "price"]
     assert endpoints["crypto"]["transport"] == "http"
     assert status["version"] and status["uptimeSeconds"] >= 0
 
