@@ -232,3 +232,17 @@ def test_a_malformed_includes_is_a_400_naming_it(client, fake_provider, includes
     response = node_request(client, {"base": "JPY", "quote": "USD", "includes": includes})
     assert response.status_code == 400 and says in error_of(response), error_of(response)
     assert fake_provider.calls == []
+
+
+def test_the_twins_integration_requests(pyea_app, fake_provider):
+    """The TypeScript adapter's three tests, against the answers they recorded: a rate, an inverse pair (its
+    includes.json), and an unknown quote (502)."""
+    eth = {"timestamp": 1636113600, "base": "ETH", "rates": {"USD": 4483.820268, "EUR": 3887.617117}}
+    usd = {"timestamp": 1636113600, "base": "USD", "rates": {"IDR": 0.234, "ETH": 234}}
+    fake_provider.on("/latest.json", lambda call: Reply(body={"ETH": eth, "USD": usd}[call.query["base"]]))
+    client = pyea_app(API_KEY=KEY).test_client()
+    body = node_request(client, {"base": "ETH", "quote": "USD"}).get_json()
+    assert body["statusCode"] == 200 and body["result"] == 4483.820268 == body["data"]["result"]
+    body = node_request(client, {"base": "IDR", "quote": "USD"}).get_json()
+    assert body["statusCode"] == 200 and body["result"] == 4.273504273504273 == body["data"]["result"]
+    assert node_request(client, {"base": "ETH", "quote": "INVALID"}).status_code == 502
