@@ -1,6 +1,6 @@
 """CoinMarketCap Pro API: prices, market caps and volumes of coins, and global market figures."""
 
-from adapters.coinmarketcap.transports import GlobalMetricsTransport, QuotesTransport
+from adapters.coinmarketcap.transports import GlobalMetricsTransport, HistoricalTransport, QuotesTransport
 from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
@@ -15,6 +15,8 @@ adapter = Adapter(
                  description="Total crypto market cap in a currency"),
         Endpoint("dominance", GlobalMetricsTransport("dominance"), override_params=(),
                  description="Share (%) of the total market cap held by BTC or ETH"),
+        Endpoint("historical", HistoricalTransport(), description="Quotes of base in convert over time "
+                                                                  "(the provider's data; result is null)"),
     ],
     settings=[
         Spec("API_KEY", None, "CoinMarketCap Pro API key; sent as the X-CMC_PRO_API_KEY header", required=True,

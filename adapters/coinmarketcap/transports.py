@@ -3,15 +3,22 @@
 ``/v2/cryptocurrency/quotes/latest`` takes many symbols (or many ids) but, on the basic plans, only one
 ``convert`` currency per call, and never symbols and ids together; so feeds are grouped by (symbol or id, quote)
 and each group costs one call. With ``symbol=`` the answer maps each symbol to a *list* of coins (symbols are not
-unique); with ``id=`` it maps each id to one coin object. ``/v1/global-metrics/quotes/latest`` answers the total
-market cap in the ``convert`` currency and the BTC and ETH dominance.
+unique); with ``id=`` or ``slug=`` it maps each to one coin object. ``/v1/global-metrics/quotes/latest`` answers
+the total market cap in the ``convert`` currency and the BTC and ETH dominance. ``/v1/cryptocurrency/quotes/
+historical`` answers ``{"data": {id, name, symbol, quotes: [{timestamp, quote: {CONVERT: {price, …}}}]}}``.
+
+A coin is named by ``cid``, else ``slug``, else its symbol: the symbols of ``presetids.json`` (Chainlink's
+TypeScript adapter's table) are asked by id, since ids are unique and symbols are not.
 
 Every answer carries ``status.error_code`` / ``status.error_message``; HTTP errors are mapped by the framework.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from app.sdk import (
@@ -60,11 +67,23 @@ def _data(response: ProviderResponse, what: str) -> dict[str, Any]:
     return data
 
 
+@functools.cache
+def preset_ids() -> dict[str, str]:
+    """Symbol → CoinMarketCap id of the coins asked by id (read once, on first use)."""
+    table = json.loads(Path(__file__).with_name("presetids.json").read_text("utf-8"))
+    return {symbol.upper(): str(cid) for symbol, cid in table.items()}
+
+
 def _lookup(params: Params) -> tuple[str, str]:
-    """``cid`` wins over ``base``: ("id", "1027") or ("symbol", "ETH")."""
+    """("id", "1027"), ("slug", "ethereum") or ("symbol", "ETH"): ``cid``, then ``slug``, then the preset id of
+    ``base``, then ``base`` itself."""
     if params.get("cid") is not None:
         return "id", str(params["cid"])
-    return "symbol", str(params["base"]).upper()
+    if params.get("slug"):
+        return "slug", params["slug"]
+    symbol = str(params["base"]).upper()
+    preset = preset_ids().get(symbol)
+    return ("id", preset) if preset else ("symbol", symbol)
 
 
 def _pick(entry: Any) -> Any:
@@ -76,6 +95,13 @@ def _pick(entry: Any) -> Any:
         return None
     ranked = [c for c in coins if is_number(c.get("cmc_rank"))]
     return min(ranked, key=lambda c: c["cmc_rank"]) if ranked else coins[0]
+
+
+def _by_slug(data: Mapping[str, Any], slug: str) -> Any:
+    """An answer to ``slug=`` is keyed by coin id; the coin is the one with that slug."""
+    found = data.get(slug)
+    return found if isinstance(found, dict) else next(
+        (coin for coin in data.values() if isinstance(coin, dict) and coin.get("slug") == slug), None)
 
 
 class QuotesTransport(HttpTransport):
@@ -107,12 +133,13 @@ class QuotesTransport(HttpTransport):
         for params in params_list:
             kind, key = _lookup(params)
             quote = params["quote"].upper()
-            coin = _pick(data.get(key))
+            coin = _pick(data.get(key)) if kind != "slug" else _by_slug(data, key)
             figures = coin.get("quote", {}).get(quote) if isinstance(coin, dict) else None
-            value = figures.get(_QUOTE_FIELD[self.field]) if isinstance(figures, dict) else None
+            field = params.get("resultPath") or _QUOTE_FIELD[self.field]
+            value = figures.get(field) if isinstance(figures, dict) else None
             if not is_number(value):
                 outcomes.append((params, DataProviderError(
-                    f"CoinMarketCap returned no {self.field} for {kind} '{key}' in '{quote}'; check "
+                    f"CoinMarketCap returned no {field} for {kind} '{key}' in '{quote}'; check "
                     f"{'cid' if kind == 'id' else 'base (or data.overrides)'} and quote",
                     provider_status_code=response.status_code)))
                 continue
@@ -168,3 +195,21 @@ class GlobalMetricsTransport(HttpTransport):
                 outcomes.append((params, Success(value, data={name: value, "market": market},
                                                  provider_indicated_ms=iso_ms(stamp))))
         return outcomes
+
+
+class HistoricalTransport(HttpTransport):
+    """One call per feed; the answer is the provider's ``data`` (``result`` is null), as in Chainlink's adapter."""
+
+    def prepare_requests(self, params_list: Sequence[Params], config: Mapping[str, Any]) -> list[ProviderRequest]:
+        names = {"start": "time_start", "end": "time_end", "count": "count", "interval": "interval",
+                 "cid": "convert_id", "aux": "aux", "skipInvalid": "skip_invalid"}
+        return [ProviderRequest((params,), f"{base_url(config)}/v1/cryptocurrency/quotes/historical",
+                                params={"symbol": params["base"], "convert": params["convert"],
+                                        **{ours: str(params[mine]) for mine, ours in names.items()
+                                           if params.get(mine) is not None}},
+                                headers=headers(config)) for params in params_list]
+
+    def parse_response(self, params_list: Sequence[Params], response: ProviderResponse,
+                       config: Mapping[str, Any]) -> list[tuple[Params, Outcome]]:
+        [params] = params_list
+        return [(params, Success(None, data=_data(response, "historical quotes")))]

@@ -4,7 +4,9 @@ Schemas are JSON Schema (Draft 2020-12) files in ``schemas/<adapter>/<endpoint>.
 they know and tools can read. pyea adds two keywords on top-level properties, applied before validation:
 
 - ``x-aliases``: other names the parameter may be given under (a value given under two names is a 400);
-- ``x-case``: ``upper`` or ``lower``, so ``link`` and ``LINK`` are one feed and share one cache entry.
+- ``x-case``: ``upper`` or ``lower``, so ``link`` and ``LINK`` are one feed and share one cache entry;
+- ``x-coerce``: ``string``, for a parameter Chainlink's adapters take as text that jobs also send as a number
+  (an id like ``"1027"``): an integer is accepted and becomes its text, so both are one feed.
 
 Unknown keys are dropped before validation, so they never reach the cache key.
 """
@@ -50,6 +52,8 @@ class InputSchema:
             aliases = prop.get("x-aliases", [])
             if prop.get("x-case") not in (None, "upper", "lower"):
                 raise SchemaDefinitionError(f"{source}: {name}: x-case must be 'upper' or 'lower'")
+            if prop.get("x-coerce") not in (None, "string"):
+                raise SchemaDefinitionError(f"{source}: {name}: x-coerce must be 'string'")
             for alias in (name, *aliases):
                 if alias in seen or alias in RESERVED_KEYS:
                     raise SchemaDefinitionError(f"{source}: '{alias}' names more than one parameter "
@@ -93,6 +97,8 @@ class InputSchema:
             prop = self.properties[name]
             if given:
                 value = data[given[0]]
+                if prop.get("x-coerce") == "string" and type(value) is int:
+                    value = str(value)
                 case = prop.get("x-case")
                 if case and isinstance(value, str):
                     value = value.upper() if case == "upper" else value.lower()

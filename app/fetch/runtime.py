@@ -329,8 +329,8 @@ class AdapterRuntime:
             outcome = DataProviderError(f"the value computed from the provider's answer is {outcome.result}, not "
                                         "a finite number", provider_status_code=feed.provider_status_code)
         if isinstance(outcome, Success):
-            if isinstance(outcome.data, list):
-                data = outcome.data
+            if outcome.result is None and outcome.data is not None:
+                data = outcome.data  # a value that is not one number: the provider's data is the answer
             elif self.settings.API_VERBOSE and outcome.data is not None:
                 data = {**outcome.data, "result": outcome.result}
             else:

@@ -101,3 +101,23 @@ def test_the_coins_endpoint_answers_the_coin_list_as_data(client, fake_provider)
 def test_global_endpoints_carry_the_providers_timestamp(client):
     body = node_request(client, {"quote": "USD"}, endpoint="globalmarketcap").get_json()
     assert body["timestamps"]["providerIndicatedTimeUnixMs"] == 1635189786000
+
+
+def test_the_symbol_table_is_regenerated_from_the_coin_list(fake_provider, tmp_path):
+    from adapters.coingecko.update_overrides import main, merged
+
+    coins = [{"id": "ethereum", "symbol": "eth"}, {"id": "ethereum-wormhole", "symbol": "eth"},
+             {"id": "olympus", "symbol": "ohm"}, {"id": "bitcoin", "symbol": "BTC"}, {"id": "", "symbol": "x"}]
+    assert merged({"OHM": "olympus-v1"}, coins) == {"OHM": "olympus-v1", "ETH": "ethereum", "BTC": "bitcoin"}
+    fake_provider.on("/coins/list", coins)
+    out = tmp_path / "overrides.json"
+    out.write_text('{"OHM": "olympus-v1"}')
+    assert main(["--api-endpoint", fake_provider.url, "--api-key", "k" * 20, "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"OHM": "olympus-v1", "ETH": "ethereum", "BTC": "bitcoin"}
+    assert fake_provider.calls[-1].headers["x-cg-pro-api-key"] == "k" * 20
+
+
+def test_the_shipped_table_is_the_twins_size_and_maps_the_common_symbols(client):
+    table = json.loads((Path(__file__).parents[1] / "overrides.json").read_text())
+    assert len(table) > 10000
+    assert {s: table[s] for s in ("ETH", "BTC", "LINK")} == {"ETH": "ethereum", "BTC": "bitcoin", "LINK": "chainlink"}

@@ -91,9 +91,10 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Success:
-    """A provider value for one feed. ``data`` is the provider's answer for that feed (an object: shown beside
-    ``result`` with ``API_VERBOSE``; a list: the answer's ``data`` itself, always, for endpoints whose value is
-    a list, such as a provider's coin list); ``provider_indicated_ms`` is the provider's own timestamp."""
+    """A provider value for one feed. ``data`` is the provider's answer for that feed: shown beside ``result``
+    with ``API_VERBOSE``, or, when ``result`` is None (an endpoint whose value is not one number, such as a coin
+    list or a price history), the answer's ``data`` itself, always. ``provider_indicated_ms`` is the provider's
+    own timestamp, when it gives one."""
 
     result: Any
     data: Mapping[str, Any] | Sequence[Any] | None = None
