@@ -69,8 +69,7 @@ class Stream:
         self.transport: StreamingTransport = endpoint.transport  # type: ignore[assignment]
         self.settings = self.adapter.settings
         self.is_leader = group.is_leader
-        raw_urls = self.adapter.values.get(self.transport.url_setting) or ""
-        self.urls = [u.strip() for u in str(raw_urls).split(",") if u.strip()]
+        self.urls = self.transport.stream_urls(self.adapter.values)
         self.subscribed: dict[str, list[Params]] = {}
         self.connected = False
         self._heard: dict[str, float] = {}

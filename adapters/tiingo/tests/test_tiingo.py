@@ -12,7 +12,7 @@ from app.sdk import Call, Reply, SettingsError, node_request, wait_for
 
 KEY = "tiingo-test-token-5f2c9a"
 FIXTURES = Path(__file__).parent / "fixtures"
-IEX, FX = "/iex/", "/tiingo/fx/top"
+IEX, FX = "/iex", "/tiingo/fx/top"
 
 
 def fixture(name: str) -> object:
@@ -43,7 +43,7 @@ def tickers(call: Call) -> set[str]:
     return set(call.query["tickers"].split(","))
 
 
-@pytest.mark.parametrize("endpoint", ["stock", "iex", None])
+@pytest.mark.parametrize("endpoint", ["stock", "iex", "IEX"])
 @pytest.mark.parametrize("data", [{"base": "AAPL"}, {"ticker": "aapl"}, {"from": "Aapl"}])
 def test_stock_price_is_tiingos_reference_price(client, fake_provider, endpoint, data):
     body = node_request(client, data, endpoint=endpoint).get_json()
@@ -53,14 +53,14 @@ def test_stock_price_is_tiingos_reference_price(client, fake_provider, endpoint,
 
 
 def test_share_class_tickers_keep_their_dash(client):
-    assert node_request(client, {"base": "brk-b"}).get_json()["result"] == 519.33
+    assert node_request(client, {"base": "brk-b"}, endpoint="iex").get_json()["result"] == 519.33
 
 
 def test_stock_falls_back_to_the_iex_last_trade(pyea_app, fake_provider):
     quotes = fixture("iex.json")
     quotes[1]["tngoLast"] = None
     fake_provider.on(IEX, tiingo(quotes))
-    body = node_request(pyea_app(API_KEY=KEY).test_client(), {"base": "MSFT"}).get_json()
+    body = node_request(pyea_app(API_KEY=KEY).test_client(), {"base": "MSFT"}, endpoint="iex").get_json()
     assert body["result"] == 387.92
 
 
@@ -80,7 +80,7 @@ def test_background_refresh_asks_for_many_feeds_in_one_call(pyea_app, fake_provi
     # Entries live 2 s and are refreshed once older than 1.2 s: the first refresh cycle comes within ~1.5 s.
     client = pyea_app(API_KEY=KEY, CACHE_MAX_AGE="2000", CACHE_MIN_AGE="0", WARMUP_INTERVAL="300").test_client()
     for base in ("AAPL", "MSFT", "SPY"):
-        assert node_request(client, {"base": base}).status_code == 200
+        assert node_request(client, {"base": base}, endpoint="iex").status_code == 200
     for base, quote in (("EUR", "USD"), ("GBP", "USD")):
         assert node_request(client, {"base": base, "quote": quote}, endpoint="forex").status_code == 200
     fake_provider.reset()
@@ -89,7 +89,7 @@ def test_background_refresh_asks_for_many_feeds_in_one_call(pyea_app, fake_provi
     assert tickers(next(c for c in fake_provider.calls if c.path == FX)) == {"eurusd", "gbpusd"}
     # ...and the node is answered from what those calls brought, without a call of its own.
     before = fake_provider.count()
-    assert node_request(client, {"base": "MSFT"}).get_json()["result"] == 387.92
+    assert node_request(client, {"base": "MSFT"}, endpoint="iex").get_json()["result"] == 387.92
     assert fake_provider.count() == before
 
 
@@ -97,19 +97,19 @@ def test_token_travels_in_the_authorization_header_only(pyea_app, fake_provider,
     fake_provider.on(IEX, tiingo(fixture("iex.json")))
     fake_provider.on(FX, Reply(401, fixture("invalid_token.json")))
     client = pyea_app(API_KEY=KEY, LOG_LEVEL="debug").test_client()
-    answers = [node_request(client, {"base": "AAPL"}).get_data(as_text=True),
-               node_request(client, {"base": "NOPE"}).get_data(as_text=True),
+    answers = [node_request(client, {"base": "AAPL"}, endpoint="iex").get_data(as_text=True),
+               node_request(client, {"base": "NOPE"}, endpoint="iex").get_data(as_text=True),
                node_request(client, {"base": "EUR", "quote": "USD"}, endpoint="fx").get_data(as_text=True),
                client.get("/status").get_data(as_text=True)]
     assert {c.headers["authorization"] for c in fake_provider.calls} == {f"Token {KEY}"}
     assert all("token" not in c.query and KEY not in c.path + json.dumps(c.query) for c in fake_provider.calls)
     assert all(KEY not in text for text in answers)
     log = capsys.readouterr().err
-    assert "/iex/" in log and KEY not in log  # the log did record the calls, and never the token
+    assert "/iex" in log and KEY not in log  # the log did record the calls, and never the token
 
 
 def test_unknown_ticker_is_502_naming_it(client):
-    response = node_request(client, {"base": "NOPE"})
+    response = node_request(client, {"base": "NOPE"}, endpoint="iex")
     assert response.status_code == 502
     assert "no quote for ticker 'NOPE'" in response.get_json()["error"]["message"]
 
@@ -129,7 +129,7 @@ def test_pair_with_an_empty_side_of_the_book_is_502_not_a_guess(client):
 def test_rejected_token_is_502_quoting_tiingo(pyea_app, fake_provider):
     fake_provider.on(IEX, tiingo(fixture("iex.json")))
     wrong = "not-the-right-token-123"
-    response = node_request(pyea_app(API_KEY=wrong).test_client(), {"base": "AAPL"})
+    response = node_request(pyea_app(API_KEY=wrong).test_client(), {"base": "AAPL"}, endpoint="iex")
     body = response.get_json()
     assert response.status_code == 502 and body["providerStatusCode"] == 401
     assert "HTTP 401" in body["error"]["message"] and "Invalid token." in body["error"]["message"]
@@ -140,14 +140,14 @@ def test_rejected_token_is_502_quoting_tiingo(pyea_app, fake_provider):
 def test_used_up_allowance_is_a_clear_error(pyea_app, fake_provider, status):
     """Tiingo says so in ``detail``, with a 429 or, at times, a 200."""
     fake_provider.on(IEX, Reply(status, fixture("over_allocation.json")))
-    response = node_request(pyea_app(API_KEY=KEY, RETRY="0").test_client(), {"base": "AAPL"})
+    response = node_request(pyea_app(API_KEY=KEY, RETRY="0").test_client(), {"base": "AAPL"}, endpoint="iex")
     body = response.get_json()
     assert response.status_code == 502 and body["providerStatusCode"] == status
     assert "hourly request allocation" in body["error"]["message"]
 
 
 @pytest.mark.parametrize("endpoint, data, missing", [
-    ("stock", {}, "data.base: required parameter is missing (also accepted as ticker, from)"),
+    ("stock", {}, "data.base: required parameter is missing (also accepted as from, symbol, asset, coin, ticker)"),
     ("forex", {"base": "EUR"}, "data.quote: required parameter is missing (also accepted as to, market)"),
 ])
 def test_missing_input_is_400_naming_it(client, fake_provider, endpoint, data, missing):
@@ -158,7 +158,7 @@ def test_missing_input_is_400_naming_it(client, fake_provider, endpoint, data, m
 
 @pytest.mark.parametrize("endpoint, data, field", [
     ("stock", {"base": "AAPL,MSFT"}, "data.base"),  # one feed must never ask for two tickers
-    ("forex", {"base": "EURO", "quote": "USD"}, "data.base"),
+    ("forex", {"base": "EUR/USD", "quote": "USD"}, "data.base"),
 ])
 def test_malformed_ticker_is_400(client, fake_provider, endpoint, data, field):
     response = node_request(client, data, endpoint=endpoint)

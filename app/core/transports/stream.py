@@ -28,6 +28,12 @@ class StreamingTransport(Transport):
         """The fallback's batch size, for the warmer when it polls the fallback."""
         return self.fallback.max_batch_size if self.fallback is not None else 1
 
+    def stream_urls(self, config: Mapping[str, Any]) -> list[str]:
+        """The URLs to connect to, the first preferred, the others failovers tried in turn after a failure:
+        by default the comma-separated ``url_setting``. Override it to add a path per endpoint or a second
+        setting. Called when the stream starts."""
+        return [url.strip() for url in str(config.get(self.url_setting) or "").split(",") if url.strip()]
+
     def stream_id(self, params: Params, config: Mapping[str, Any]) -> str:
         """The feed's name on the stream (e.g. ``ETH-USD``); messages are matched to feeds by it. Called for
         every subscribed feed whenever the wanted set is computed: pure and fast. Raise ``AdapterInputError``
