@@ -34,7 +34,7 @@ _SIMPLE_PRICE_FLAG = {"marketcap": "include_market_cap", "volume": "include_24hr
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    return config["API_ENDPOINT"] or (PRO_URL if config["API_KEY"] else FREE_URL)
+    return (config["API_ENDPOINT"] or (PRO_URL if config["API_KEY"] else FREE_URL)).rstrip("/")
 
 
 def headers(config: Mapping[str, Any]) -> dict[str, str]:

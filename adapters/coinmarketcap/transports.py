@@ -43,7 +43,9 @@ _DOMINANCE_FIELD = {"BTC": "btc_dominance", "ETH": "eth_dominance"}
 
 
 def base_url(config: Mapping[str, Any]) -> str:
-    return (config["API_ENDPOINT"] or PRO_URL).rstrip("/")
+    """The API's root: the TypeScript adapter's setting names it with ``/v1`` (its default is
+    ``https://pro-api.coinmarketcap.com/v1/``), so that form is taken as the root too."""
+    return (config["API_ENDPOINT"] or PRO_URL).rstrip("/").removesuffix("/v1")
 
 
 def headers(config: Mapping[str, Any]) -> dict[str, str]:

@@ -121,3 +121,9 @@ def test_the_shipped_table_is_the_twins_size_and_maps_the_common_symbols(client)
     table = json.loads((Path(__file__).parents[1] / "overrides.json").read_text())
     assert len(table) > 10000
     assert {s: table[s] for s in ("ETH", "BTC", "LINK")} == {"ETH": "ethereum", "BTC": "bitcoin", "LINK": "chainlink"}
+
+
+def test_an_api_endpoint_with_a_trailing_slash_works(pyea_app, fake_provider):
+    fake_provider.on("/simple/price", simple_price)
+    client = pyea_app(API_ENDPOINT=f"{fake_provider.url}/").test_client()
+    assert node_request(client, {"base": "ETH", "quote": "USD"}).get_json()["result"] == 4226.71

@@ -71,3 +71,10 @@ def test_resultpath_picks_the_figure(client):
     assert body["result"] == 113563929433.21645
     wrong = node_request(client, {"base": "BTC", "quote": "USD", "resultPath": "supply"})
     assert wrong.status_code == 400 and "data.resultPath" in wrong.get_json()["error"]["message"]
+
+
+def test_the_twins_form_of_api_endpoint_works(pyea_app, fake_provider):
+    fake_provider.respond(cmc)
+    client = pyea_app(API_KEY=KEY, API_ENDPOINT=f"{fake_provider.url}/v1/").test_client()
+    assert node_request(client, {"cid": "1", "quote": "USD"}).get_json()["result"] == 6602.60701122
+    assert fake_provider.calls[-1].path == "/v2/cryptocurrency/quotes/latest"

@@ -113,3 +113,27 @@ def test_the_twins_bid_mid_ask_request(streaming, fake_ws_provider):
     subscribe = next(m for m in fake_ws_provider.received if m["eventData"]["thresholdLevel"] == 4)
     assert subscribe == {"eventName": "subscribe", "authorization": KEY,
                          "eventData": {"thresholdLevel": 4, "tickers": ["eth/usd"]}}
+
+
+def test_stock_quotes_stream_with_its_own_key(pyea_app, fake_ws_provider):
+    """stock_quotes subscribes with EQUITIES_API_KEY at threshold 4 and answers bid, mid and ask as data."""
+    equities = "tiingo-equities-token-77"
+    quote = {"messageType": "A", "service": "cons",
+             "data": ["2024-03-25T10:15:00.000000-04:00", "aapl", 0.0004, 100, 170.25, 170.5, 170.75, 200]}
+    fake_ws_provider.on_message(lambda m: [quote] if m.get("authorization") == equities else [])
+    app = pyea_app(API_KEY=KEY, EQUITIES_API_KEY=equities, WS_ENABLED="true", WS_API_ENDPOINT=fake_ws_provider.url,
+                   CACHE_POLLING_SLEEP_MS="10", CACHE_POLLING_MAX_RETRIES="300")
+    wait_for(lambda: app.extensions["pyea"].background.leader, 5, "the app leads")
+    body = node_request(app.test_client(), {"endpoint": "stock_quotes", "base": "AAPL"}).get_json()
+    assert body["statusCode"] == 200 and body["result"] is None
+    assert body["data"] == {"mid_price": 170.5, "bid_price": 170.25, "bid_volume": 100, "ask_price": 170.75,
+                            "ask_volume": 200}
+    assert fake_ws_provider.received[0]["eventData"] == {"thresholdLevel": 4, "tickers": ["aapl"]}
+
+
+def test_stock_quotes_without_its_key_is_a_503_naming_it(pyea_app, fake_ws_provider):
+    app = pyea_app(API_KEY=KEY, WS_ENABLED="true", WS_API_ENDPOINT=fake_ws_provider.url,
+                   CACHE_POLLING_SLEEP_MS="10", CACHE_POLLING_MAX_RETRIES="100")
+    wait_for(lambda: app.extensions["pyea"].background.leader, 5, "the app leads")
+    response = node_request(app.test_client(), {"endpoint": "stock_quotes", "base": "AAPL"})
+    assert response.status_code == 503 and "EQUITIES_API_KEY" in response.get_json()["error"]["message"]
