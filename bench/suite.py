@@ -78,7 +78,7 @@ def run(plan: dict[str, Any], loadgen: LoadGenerator, workdir: Path) -> dict[str
 def batching(sizes: list[int]) -> list[dict[str, Any]]:
     """bench/warm.py in its own processes (one per size, so each peak RSS is that size's alone)."""
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
-        done = subprocess.run([sys.executable, str(BENCH / "warm.py"), "--sizes", *map(str, sizes), "--cycles", "3",
+        done = subprocess.run([sys.executable, "-m", "bench.warm", "--sizes", *map(str, sizes), "--cycles", "3",
                                "--latency-ms", str(BATCH_PROVIDER_LATENCY_MS), "--json", out.name],
                               capture_output=True, text=True, timeout=1800, cwd=REPO)
         print(done.stdout, flush=True)

@@ -44,7 +44,7 @@ def measure(size: int, cycles: int, latency_ms: float = 0.0) -> dict:
         host = app.extensions["pyea"]
         endpoint = host.default.endpoints["crypto"]
         for i in range(size):
-            params, key, _ = endpoint.resolve({"coinid": f"coin-{i:05d}", "quote": "USD"})
+            params, key, _, _ = endpoint.resolve({"coinid": f"coin-{i:05d}", "quote": "USD"})
             host.subscriptions.subscribe(key, endpoint.name, params, force=True)
         warmer = Warmer(host.subscriptions, lambda: True)
         results = []
