@@ -25,6 +25,7 @@ from app.core.adapter_processes import CMD_SPEC, PORTS_ENV, PREFIXED_ONLY_ENV, d
 from app.core.includes import IncludesTable
 from app.core.provider_limits import RateLimit, WsLimits, parse_limits, resolve_rate_limit, resolve_ws_limits
 from app.core.settings import MIN_SECRET_LENGTH, Problem, Settings, SettingsError, parse_specs
+from app.core.symbols import SymbolTable
 from app.core.validation import InputSchema, SchemaDefinitionError
 
 DEFAULT_ADAPTER = "coingecko"
@@ -36,7 +37,7 @@ class AdapterConfig:
     adapter: Adapter
     values: Mapping[str, Any]
     schemas: Mapping[str, InputSchema]
-    overrides: Mapping[str, str]
+    overrides: SymbolTable
     rate_limit: RateLimit | None
     #: ``<NAME>_CMD``: the command that serves this adapter in its own process ("" = in the host's workers).
     cmd: str = ""
@@ -165,15 +166,20 @@ def load_schemas(name: str, adapter: Adapter) -> tuple[dict[str, InputSchema], l
     return schemas, problems
 
 
-def load_overrides(name: str, package_dir: Path) -> tuple[dict[str, str], list[Problem]]:
-    """The adapter's built-in symbol map (``overrides.json``, optional)."""
+def load_overrides(name: str, package_dir: Path) -> tuple[SymbolTable, list[Problem]]:
+    """The adapter's built-in symbol map (``overrides.json``, optional), compact (``app/core/symbols.py``)."""
     overrides_file = package_dir / "overrides.json"
+    table = SymbolTable()
     if not overrides_file.exists():
-        return {}, []
+        return table, []
     try:
-        return {k.upper(): v for k, v in json.loads(overrides_file.read_text("utf-8")).items()}, []
-    except (ValueError, AttributeError) as exc:
-        return {}, [Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})")]
+        mapping = json.loads(overrides_file.read_text("utf-8"))
+        if not isinstance(mapping, dict) or not all(isinstance(v, str) for v in mapping.values()):
+            raise ValueError("not an object of strings")
+    except ValueError as exc:
+        return table, [Problem(f"{name} overrides.json", None, f"a JSON object of symbol: id ({exc})")]
+    table.fill(mapping.items())
+    return table, []
 
 
 def load_includes(name: str, package_dir: Path) -> tuple[IncludesTable, list[Problem]]:
