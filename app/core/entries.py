@@ -17,6 +17,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.core.settings import Spec
+
 #: Keys the v2 framework never hashed, at any depth.
 V2_IGNORED_PROPS = frozenset({"id", "maxAge", "meta", "debug", "rateLimitMaxAge", "metricsMeta", "result"})
 
@@ -87,3 +89,18 @@ class Cache(Protocol):
         """Raise if the backend cannot store and read back a value."""
 
     def close(self) -> None: ...
+
+
+def provider_tag(specs: Iterable[Spec], values: Mapping[str, Any]) -> str:
+    """What identifies the provider an adapter is pointed at, for its key group: its URL settings, and whether
+    each secret is set (a key can switch the host, as CoinGecko's does), never a secret's value. A restart onto
+    another provider, or the bundled fake provider's replacement by the real one, then finds none of the first
+    one's values. Empty for an adapter without such settings."""
+    parts = []
+    for spec in specs:
+        value = values.get(spec.name)
+        if spec.is_secret:
+            parts.append(f"{spec.name}={'set' if value else ''}")
+        elif spec.kind == "url" or spec.name.endswith(("ENDPOINT", "URL")):
+            parts.append(f"{spec.name}={value or ''}")
+    return hashlib.blake2b("\n".join(sorted(parts)).encode(), digest_size=4).hexdigest() if parts else ""

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
-from app.core.entries import Cache, CacheEntry, KeyMaker
+from app.core.entries import Cache, CacheEntry, KeyMaker, provider_tag
 from app.core.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
 from app.core.messages import short
 from app.core.transports import FeedOutcome, Params, Success
@@ -142,7 +142,9 @@ class AdapterRuntime:
         self.values = config.values
         self.settings = settings
         self.cache = cache
-        self.keys = KeyMaker(settings.CACHE_KEY_GROUP or self.name, settings.CACHE_KEY_IGNORED_PROPS)
+        tag = provider_tag(config.adapter.settings, config.values)
+        group = settings.CACHE_KEY_GROUP or self.name
+        self.keys = KeyMaker(f"{group}@{tag}" if tag else group, settings.CACHE_KEY_IGNORED_PROPS)
         defaults = [EndpointRuntime(self, config, e.name) for e in config.adapter.endpoints]
         self._lookup = {alias.lower(): rt for rt in defaults for alias in (rt.name, *rt.endpoint.aliases)}
         #: Each declared endpoint's default runtime, by endpoint name.

@@ -56,10 +56,11 @@ def test_every_valid_request_subscribes_and_subscriptions_persist(make_app, prov
     node_request(app.test_client())
     node_request(app.test_client(), {"base": "nope"})  # invalid: not subscribed
     host = app.extensions["pyea"]
-    live = host.subscriptions.live("coingecko:crypto:")
+    group = host.adapters["coingecko"].keys.group
+    live = host.subscriptions.live(f"{group}:crypto:")
     assert [s.params for s in live] == [{"base": "ethereum", "quote": "USD"}]
     again = make_app(CACHE_DIR=directory).extensions["pyea"]
-    assert [s.key for s in again.subscriptions.live("coingecko:")] == [live[0].key]
+    assert [s.key for s in again.subscriptions.live(f"{group}:")] == [live[0].key]
 
 
 @pytest.mark.parametrize("batch_size", [100, 30])
@@ -205,7 +206,8 @@ def test_hits_keep_a_feed_subscribed_and_an_idle_feed_expires(make_app, provider
     """A hit's extension is written by the store's flusher (off the request path), and still keeps the feed."""
     client = make_app(WARMUP_SUBSCRIPTION_TTL="1000").test_client()
     host = client.application.extensions["pyea"]
-    subscribed = lambda: bool(host.subscriptions.live("coingecko:crypto:"))  # noqa: E731
+    prefix = f"{host.adapters['coingecko'].keys.group}:crypto:"
+    subscribed = lambda: bool(host.subscriptions.live(prefix))  # noqa: E731
     assert node_request(client).get_json()["meta"]["cacheHit"] is False  # the miss subscribes at once
     assert subscribed()
     started = time.monotonic()

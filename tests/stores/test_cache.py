@@ -7,6 +7,7 @@ import threading
 import time
 
 from app.core.entries import CacheEntry, KeyMaker
+from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import node_request, wait_for
 from app.stores.local_cache import LocalCache
 
@@ -237,3 +238,23 @@ def test_front_layer_never_keeps_what_the_backend_refused(tmp_path):
     for name in ("a", "b", "c"):
         front.set(name, good, 60000)
     assert len(front._entries) == 2
+
+
+def test_a_restart_onto_another_provider_never_serves_the_first_ones_values(make_app, tmp_path):
+    """The key group names the provider (its URL settings, and whether a key is set; never the key): the same
+    CACHE_DIR pointed at another API_ENDPOINT, or given an API key (CoinGecko's pro host), misses."""
+    directory = str(tmp_path / "kept")
+    with FakeProvider() as first, FakeProvider() as second:
+        first.prices[("ethereum", "usd")] = 1111.0
+        second.prices[("ethereum", "usd")] = 2222.0
+        one = make_app(CACHE_DIR=directory, API_ENDPOINT=first.url).test_client()
+        assert node_request(one).get_json()["result"] == 1111.0
+        again = make_app(CACHE_DIR=directory, API_ENDPOINT=first.url).test_client()
+        assert node_request(again).get_json()["meta"]["cacheHit"] is True, "same provider: its value is kept"
+        other = make_app(CACHE_DIR=directory, API_ENDPOINT=second.url).test_client()
+        answer = node_request(other).get_json()
+        assert answer["result"] == 2222.0 and answer["meta"]["cacheHit"] is False
+        keyed = make_app(CACHE_DIR=directory, API_ENDPOINT=second.url, API_KEY="k" * 24)
+        assert node_request(keyed.test_client()).get_json()["meta"]["cacheHit"] is False
+        group = keyed.extensions["pyea"].adapters["coingecko"].keys.group
+        assert group.startswith("coingecko@") and "k" * 24 not in group

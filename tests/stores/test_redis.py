@@ -109,10 +109,11 @@ def test_subscriptions_are_shared_and_expire(make_app, redis_url) -> None:
     b = make_app(CACHE_TYPE="redis", CACHE_REDIS_URL=redis_url, WARMUP_SUBSCRIPTION_TTL="300")
     node_request(a.test_client())
     store_b = b.extensions["pyea"].subscriptions
-    [subscription] = store_b.live("coingecko:crypto:")
+    prefix = f"{b.extensions['pyea'].adapters['coingecko'].keys.group}:crypto:"
+    [subscription] = store_b.live(prefix)
     assert subscription.params == {"base": "ethereum", "quote": "USD"}  # after the symbol overrides
     time.sleep(0.35)
-    assert store_b.live("coingecko:crypto:") == []
+    assert store_b.live(prefix) == []
     assert store_b.expire() == 1
 
 
