@@ -138,7 +138,8 @@ def _load_adapter(name: str, settings: Settings, env: Mapping[str, str], limits:
     includes, include_problems = load_includes(name, Path(module.__file__).parent)
     problems += schema_problems + override_problems + include_problems
     rate_settings, rate_problems, prefix = _adapter_rate_settings(settings, name, env)
-    rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix)
+    default_tier = adapter.default_tier(values) if adapter.default_tier and not problems else None
+    rate_limit, limit_problems = resolve_rate_limit(rate_settings, name, limits, prefix, default_tier)
     ws_limits, ws_problems = resolve_ws_limits(rate_settings, name, limits, prefix)
     problems += rate_problems + limit_problems + ws_problems
     cmd_values, cmd_problems = parse_specs([CMD_SPEC], env, (f"{name.upper()}_",))

@@ -22,9 +22,12 @@ adapter = Adapter(
                  description="Every coin CoinGecko lists: id, symbol and name (data; result is null)"),
     ],
     settings=[
-        Spec("API_KEY", None, "CoinGecko Pro API key; sent as the x-cg-pro-api-key header and switches to "
-                              "the pro base URL", sensitive=True),
+        Spec("API_KEY", None, "CoinGecko API key (pro or demo, see API_KEY_TYPE)", sensitive=True),
+        Spec("API_KEY_TYPE", "pro", "Kind of API_KEY: pro (the pro host, x-cg-pro-api-key header; paid tiers) or "
+                                    "demo (the public host, x-cg-demo-api-key header; the demo tier)",
+             kind="enum", choices=("pro", "demo")),
         Spec("API_ENDPOINT", None, "Provider base URL (default: the free API, or the pro API with a key)",
              kind="url"),
     ],
+    default_tier=lambda values: "basic" if values["API_KEY"] and values["API_KEY_TYPE"] == "pro" else "demo",
 )

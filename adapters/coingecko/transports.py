@@ -33,14 +33,19 @@ _SIMPLE_PRICE_SUFFIX = {"price": "", "marketcap": "_market_cap", "volume": "_24h
 _SIMPLE_PRICE_FLAG = {"marketcap": "include_market_cap", "volume": "include_24hr_vol"}
 
 
+def pro(config: Mapping[str, Any]) -> bool:
+    """A pro key (the pro host); a demo key goes to the public host, as CoinGecko documents the two kinds."""
+    return bool(config["API_KEY"]) and config["API_KEY_TYPE"] == "pro"
+
+
 def base_url(config: Mapping[str, Any]) -> str:
-    return (config["API_ENDPOINT"] or (PRO_URL if config["API_KEY"] else FREE_URL)).rstrip("/")
+    return (config["API_ENDPOINT"] or (PRO_URL if pro(config) else FREE_URL)).rstrip("/")
 
 
 def headers(config: Mapping[str, Any]) -> dict[str, str]:
     found = {"accept": "application/json"}
     if config["API_KEY"]:
-        found["x-cg-pro-api-key"] = config["API_KEY"]
+        found["x-cg-pro-api-key" if pro(config) else "x-cg-demo-api-key"] = config["API_KEY"]
     return found
 
 

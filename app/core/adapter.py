@@ -6,8 +6,9 @@ runtime objects, so one adapter package can be served by many apps with differen
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from app.core.settings import Spec
 from app.core.transports import Transport
@@ -53,3 +54,6 @@ class Adapter:
     default_endpoint: str | None = None
     settings: Sequence[Spec] = field(default_factory=tuple)
     description: str = ""
+    #: The limits.json tier to assume while RATE_LIMIT_API_TIER is unset, from the adapter's parsed settings
+    #: (CoinGecko: a pro key means a paid plan); None for the provider's first listed tier.
+    default_tier: Callable[[Mapping[str, Any]], str | None] | None = None

@@ -81,8 +81,9 @@ def per_minute(tier: dict[str, Any]) -> float | None:
 
 
 def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any], prefix: str = "",
-                       ) -> tuple[RateLimit | None, list[Problem]]:
-    """``prefix`` names where the settings came from (``COINMARKETCAP_``), for the problems reported."""
+                       default_tier: str | None = None) -> tuple[RateLimit | None, list[Problem]]:
+    """``prefix`` names where the settings came from (``COINMARKETCAP_``), for the problems reported;
+    ``default_tier`` is the adapter's guess from its own settings when ``RATE_LIMIT_API_TIER`` is unset."""
     if not settings.RATE_LIMIT_ENABLED:
         return None, []
     provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
@@ -95,7 +96,7 @@ def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any
             return None, []  # no published limits for this adapter: nothing to enforce
         return None, [Problem(prefix + "RATE_LIMIT_API_PROVIDER", settings.RATE_LIMIT_API_PROVIDER,
                               "a provider in limits.json: " + ", ".join(sorted(doc)))]
-    tiers, tier_name = _tiers(settings, doc, provider, "http")
+    tiers, tier_name = _tiers(settings, doc, provider, "http", default_tier)
     if not tiers:
         return None, []
     if tier_name not in tiers:
@@ -136,11 +137,13 @@ def resolve_ws_limits(settings: Settings, adapter_name: str, doc: dict[str, Any]
     return WsLimits(**values), problems
 
 
-def _tiers(settings: Settings, doc: dict[str, Any], provider: str, section: str) -> tuple[dict[str, Any], str]:
+def _tiers(settings: Settings, doc: dict[str, Any], provider: str, section: str,
+           default_tier: str | None = None) -> tuple[dict[str, Any], str]:
     """The provider's tiers in ``section`` (``http`` or ``ws``), by lower-case name, and the one chosen:
-    ``RATE_LIMIT_API_TIER``, else the first listed."""
+    ``RATE_LIMIT_API_TIER``, else the adapter's ``default_tier`` when the provider lists it, else the first."""
     tiers = {name.lower(): tier for name, tier in doc.get(provider, {}).get(section, {}).items()}
-    return tiers, (settings.RATE_LIMIT_API_TIER or next(iter(tiers), "")).lower()
+    guess = default_tier.lower() if default_tier and default_tier.lower() in tiers else None
+    return tiers, (settings.RATE_LIMIT_API_TIER or guess or next(iter(tiers), "")).lower()
 
 
 def _shown(value: Any) -> str:

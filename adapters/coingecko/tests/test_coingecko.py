@@ -90,9 +90,10 @@ def test_pro_url_and_header_with_a_key():
     from adapters.coingecko.transports import FREE_URL, PRO_URL, SimplePriceTransport
     transport = SimplePriceTransport("price")
     request = transport.prepare_requests([{"base": "ETH", "quote": "USD"}],
-                                         {"API_KEY": "k", "API_ENDPOINT": None})[0]
+                                         {"API_KEY": "k", "API_KEY_TYPE": "pro", "API_ENDPOINT": None})[0]
     assert request.url == f"{PRO_URL}/simple/price" and request.headers["x-cg-pro-api-key"] == "k"
-    free = transport.prepare_requests([{"base": "ETH", "quote": "USD"}], {"API_KEY": None, "API_ENDPOINT": None})[0]
+    free = transport.prepare_requests([{"base": "ETH", "quote": "USD"}],
+                                      {"API_KEY": None, "API_KEY_TYPE": "pro", "API_ENDPOINT": None})[0]
     assert free.url == f"{FREE_URL}/simple/price" and "x-cg-pro-api-key" not in free.headers
 
 
@@ -101,8 +102,8 @@ def test_one_call_can_answer_a_batch_of_feeds(pyea_app, fake_provider):
     feeds = [{"base": "ethereum", "quote": "USD"}, {"base": "bitcoin", "quote": "USD"},
              {"base": "ethereum", "quote": "EUR"}, {"base": "nothing", "quote": "USD"}]
     requester = provider_sender()
-    outcomes = SimplePriceTransport("price").fetch(feeds, {"API_KEY": None, "API_ENDPOINT": fake_provider.url},
-                                                   requester)
+    config = {"API_KEY": None, "API_KEY_TYPE": "pro", "API_ENDPOINT": fake_provider.url}
+    outcomes = SimplePriceTransport("price").fetch(feeds, config, requester)
     assert fake_provider.count() == 1
     results = [getattr(o.outcome, "result", None) for o in outcomes]
     assert results == [3021.5, 97000.0, 2800.0, None]

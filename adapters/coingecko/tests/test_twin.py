@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.sdk import Call, Reply, node_request
+from app.sdk import Call, Reply, load_config, node_request
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -127,3 +127,26 @@ def test_an_api_endpoint_with_a_trailing_slash_works(pyea_app, fake_provider):
     fake_provider.on("/simple/price", simple_price)
     client = pyea_app(API_ENDPOINT=f"{fake_provider.url}/").test_client()
     assert node_request(client, {"base": "ETH", "quote": "USD"}).get_json()["result"] == 4226.71
+
+
+def test_a_demo_key_goes_to_the_public_host_with_the_demo_header(pyea_app, fake_provider):
+    fake_provider.on("/simple/price", simple_price)
+    client = pyea_app(API_KEY="CG-demo-key-0123456789", API_KEY_TYPE="demo").test_client()
+    assert node_request(client, {"base": "ETH", "quote": "USD"}).get_json()["result"] == 4226.71
+    headers = fake_provider.calls[-1].headers
+    assert headers["x-cg-demo-api-key"] == "CG-demo-key-0123456789" and "x-cg-pro-api-key" not in headers
+
+
+@pytest.mark.parametrize(("env", "host", "per_minute"), [
+    ({}, FREE_HOST := "api.coingecko.com", 30),
+    ({"COINGECKO_API_KEY": "CG-pro-key-0123456789"}, "pro-api.coingecko.com", 250),
+    ({"COINGECKO_API_KEY": "CG-demo-key-0123456789", "COINGECKO_API_KEY_TYPE": "demo"}, FREE_HOST, 30),
+    ({"COINGECKO_API_KEY": "CG-pro-key-0123456789", "RATE_LIMIT_API_TIER": "lite"}, "pro-api.coingecko.com", 500),
+])
+def test_the_key_kind_picks_the_host_and_the_default_tier(tmp_path, env, host, per_minute):
+    from adapters.coingecko.transports import base_url
+
+    config = load_config({"CACHE_DIR": str(tmp_path), **env})
+    [cfg] = config.adapters
+    assert base_url(cfg.values).split("//")[1].startswith(host)
+    assert cfg.rate_limit.per_minute == per_minute
