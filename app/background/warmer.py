@@ -81,8 +81,8 @@ class Warmer:
         if entry is None or not entry.is_success:
             return True
         settings = endpoint.adapter.settings
-        age_ms = time.time() * 1000 - entry.received_ms
-        return age_ms + 2 * settings.WARMUP_INTERVAL >= settings.CACHE_MAX_AGE
+        return due_for_refresh(time.time() * 1000 - entry.received_ms, settings.WARMUP_INTERVAL,
+                               settings.CACHE_MAX_AGE)
 
     def _refresh(self, endpoint: EndpointRuntime, batch: list[Subscription]) -> bool:
         """Refresh one batch; False when the rate limit refused it (not the feeds' fault: nothing counted)."""
@@ -113,3 +113,11 @@ class Warmer:
             self.store.drop(key)
             self._failures.pop(key, None)
             self.stats.feeds_dropped += 1
+
+
+def due_for_refresh(age_ms: float, interval_ms: int, max_age_ms: int) -> bool:
+    """Whether a cached value of ``age_ms`` is refreshed at this check: when it would lapse before the check
+    after next (one spare cycle for a failed refresh), decided half an interval early. Decided exactly at that
+    point, a value refreshed at the previous check sat just under or over it by a few milliseconds of
+    scheduling, and its refreshes came one or two intervals apart at random."""
+    return age_ms + 2 * interval_ms + interval_ms / 2 >= max_age_ms

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 import time
 
 import pytest
@@ -216,3 +217,21 @@ def test_hits_keep_a_feed_subscribed_and_an_idle_feed_expires(make_app, provider
         time.sleep(0.25)
     assert subscribed()
     assert wait_for(lambda: not subscribed(), timeout_s=4)
+
+
+@pytest.mark.parametrize(("interval_ms", "max_age_ms", "cadence"), [(30000, 90000, 1), (30000, 120000, 2),
+                                                                    (10000, 90000, 7), (30000, 60000, 1)])
+def test_a_feed_is_refreshed_at_a_steady_cadence_whatever_the_scheduling_jitter(interval_ms, max_age_ms, cadence):
+    """Checks come every interval give or take 100 ms; a value refreshed at one check is refreshed again the same
+    number of checks later every time, and never lapses."""
+    from app.background.warmer import due_for_refresh
+
+    jitter = random.Random(3)
+    refreshed_at, gaps = 0.0, []
+    for check in range(1, 200):
+        now = check * interval_ms + jitter.uniform(-100, 100)
+        assert now - refreshed_at < max_age_ms, "the value lapsed before it was refreshed"
+        if due_for_refresh(now - refreshed_at, interval_ms, max_age_ms):
+            gaps.append(round((now - refreshed_at) / interval_ms))
+            refreshed_at = now
+    assert set(gaps) == {cadence}, sorted(set(gaps))
