@@ -1,6 +1,6 @@
 """CoinGecko (API v3): prices, market caps and volumes of coins, and global market figures."""
 
-from adapters.coingecko.transports import CoinsListTransport, GlobalTransport, SimplePriceTransport
+from adapters.coingecko.transports import CoinsListTransport, GlobalTransport, SimplePriceTransport, pro
 from app.sdk import Adapter, Endpoint, Spec
 
 adapter = Adapter(
@@ -29,5 +29,5 @@ adapter = Adapter(
         Spec("API_ENDPOINT", None, "Provider base URL (default: the free API, or the pro API with a key)",
              kind="url"),
     ],
-    default_tier=lambda values: "basic" if values["API_KEY"] and values["API_KEY_TYPE"] == "pro" else "demo",
+    default_tier=lambda values: "basic" if pro(values) else "demo",
 )

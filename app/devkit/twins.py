@@ -73,16 +73,19 @@ def compatibility_table(adapter: Adapter, schemas: dict[str, InputSchema], twin:
         if ours is None:
             rows.append(f"| {twin_names} | {twin_params} | **missing** | |")
             continue
-        schema = schemas[ours]
         endpoint = next(e for e in adapter.endpoints if e.name == ours)
-        pyea_params = ", ".join(_named(p, names[1:]) for p, names in schema.names.items()) or "none"
-        rows.append(f"| {twin_names} | {twin_params} | {_named(ours, endpoint.aliases)} | {pyea_params} |")
+        rows.append(f"| {twin_names} | {twin_params} | {_named(ours, endpoint.aliases)} | "
+                    f"{_parameters(schemas[ours])} |")
     served = {_endpoint_named(adapter, n) for n in twin["endpoints"]}
     for endpoint in (e for e in adapter.endpoints if e.name not in served):
-        schema = schemas[endpoint.name]
-        pyea_params = ", ".join(_named(p, names[1:]) for p, names in schema.names.items()) or "none"
-        rows.append(f"| (pyea only) | | {_named(endpoint.name, endpoint.aliases)} | {pyea_params} |")
+        rows.append(f"| (pyea only) | | {_named(endpoint.name, endpoint.aliases)} | "
+                    f"{_parameters(schemas[endpoint.name])} |")
     return "\n".join(rows)
+
+
+def _parameters(schema: InputSchema) -> str:
+    """pyea's parameters of an endpoint, each with its aliases."""
+    return ", ".join(_named(p, names[1:]) for p, names in schema.names.items()) or "none"
 
 
 def with_table(readme: str, table: str) -> str:

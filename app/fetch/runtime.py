@@ -26,6 +26,7 @@ from app.fetch.requester import LimitedSender, Requester
 
 if TYPE_CHECKING:
     from app.config import AdapterConfig
+    from app.core.adapter import Endpoint
     from app.core.answers import LateAnswers
     from app.core.settings import Settings
     from app.fetch.rate_limit import RateLimiter
@@ -43,6 +44,13 @@ STEERING = ("overrides", "includes")
 RESOLVED_MEMO_MAX_CHARS = 512
 
 
+def runtime_name(endpoint: Endpoint, route: str | None) -> str:
+    """The name the runtime of ``endpoint`` served by ``route`` is known by (its cache keys, subscriptions and
+    metrics): the endpoint's own for its default transport, ``<name>.<route>`` for the others."""
+    default = endpoint.route_of(endpoint.transport)
+    return endpoint.name if route == default else f"{endpoint.name}.{route}"
+
+
 class EndpointRuntime:
     """One endpoint served by one of its transports. An endpoint with ``routes`` has one runtime per route: the
     default route under the endpoint's name, the others as ``<name>.<route>``, each with its own cache keys,
@@ -50,9 +58,8 @@ class EndpointRuntime:
 
     def __init__(self, adapter: AdapterRuntime, config: AdapterConfig, name: str, route: str | None = None) -> None:
         self.endpoint = next(e for e in config.adapter.endpoints if e.name == name)
-        default = self.endpoint.route_of(self.endpoint.transport)
-        self.route = route or default
-        self.name = name if self.route == default else f"{name}.{self.route}"
+        self.route = route or self.endpoint.route_of(self.endpoint.transport)
+        self.name = runtime_name(self.endpoint, self.route)
         self.schema = config.schemas[name]
         self.transport = self.endpoint.routes[self.route] if self.route else self.endpoint.transport
         self.adapter = adapter
@@ -60,7 +67,6 @@ class EndpointRuntime:
         # Everything in a response's meta that does not change per request, encoded once.
         self.meta_prefix = (f'"meta":{{"adapterName":{json.dumps(adapter.display_name)},'
                             f'"endpoint":{json.dumps(name)},"cacheHit":')
-        self._routes: dict[str, EndpointRuntime] = {}
 
     def routed(self, requested: Any) -> EndpointRuntime:
         """The runtime of the transport a request chose with ``data.transport`` (this one when it chose none)."""
@@ -70,8 +76,7 @@ class EndpointRuntime:
         if not isinstance(requested, str) or requested.lower() not in self.endpoint.routes:
             valid = f"one of {', '.join(choices)}" if choices else f"not given: {self.name} has one transport"
             raise AdapterInputError(f"data.transport: must be {valid}, got {short(requested)}")
-        route = requested.lower()
-        return self if route == self.route else self._routes[route]
+        return self.adapter.endpoints[runtime_name(self.endpoint, requested.lower())]
 
     def resolve(self, data: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, bool]:
         """Validated, overridden parameters (read-only), their cache key, their feed id (for metrics), and
@@ -154,7 +159,7 @@ class AdapterRuntime:
         for default in defaults:
             for route in default.endpoint.routes:
                 if route != default.route:
-                    other = default._routes[route] = EndpointRuntime(self, config, default.endpoint.name, route)
+                    other = EndpointRuntime(self, config, default.endpoint.name, route)
                     self.endpoints[other.name] = other
         self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
         self._machine_locks = MachineLocks(os.path.join(settings.CACHE_DIR, "pyea-locks"))
