@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _check() -> int:
     from app.config import available_adapters, load_config
-    from app.core.settings import SettingsError
+    from app.core.setting_specs import SettingsError
     from app.devkit.check import wiring_problems
 
     problems, notes = wiring_problems()

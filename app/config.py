@@ -24,7 +24,8 @@ from app.core.adapter import Adapter, Endpoint
 from app.core.adapter_processes import CMD_SPEC, PORTS_ENV, PREFIXED_ONLY_ENV, decode_ports, parse_command
 from app.core.includes import IncludesTable
 from app.core.provider_limits import RateLimit, WsLimits, parse_limits, resolve_rate_limit, resolve_ws_limits
-from app.core.settings import MIN_SECRET_LENGTH, Problem, Settings, SettingsError, parse_specs
+from app.core.setting_specs import MIN_SECRET_LENGTH, Problem, SettingsError, parse_specs
+from app.core.settings import Settings
 from app.core.symbols import SymbolTable
 from app.core.validation import InputSchema, SchemaDefinitionError
 

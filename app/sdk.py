@@ -25,7 +25,7 @@ from app.core.errors import (
     ServiceUnavailableError,
     UnauthorizedError,
 )
-from app.core.settings import SettingsError, Spec
+from app.core.setting_specs import SettingsError, Spec
 from app.core.transports import (
     FeedOutcome,
     Outcome,

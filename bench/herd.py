@@ -48,40 +48,42 @@ def _client(job: dict[str, Any]) -> dict[str, Any]:
     for body in job["first_bodies"]:
         out["first"].append(_timed(job["port"], "POST", "/", body.encode()))
     for body in job["herd_bodies"]:
-        out["herds"].append(_herd(job["port"], body.encode(), job["herd"]))
+        out["herds"].append(herd(job["port"], [body.encode()] * job["herd"]))
         time.sleep(0.2)
         # The same herd again, now a cache hit: what 200 simultaneous new connections cost without any wait.
-        out["hit_herds"].append(_herd(job["port"], body.encode(), job["herd"]))
+        out["hit_herds"].append(herd(job["port"], [body.encode()] * job["herd"]))
         time.sleep(0.2)
     for name, port in job["baseline_ports"].items():
         out[f"{name}_herds"] = []
         for body in job["herd_bodies"]:
-            out[f"{name}_herds"].append(_herd(port, body.encode(), job["herd"]))
+            out[f"{name}_herds"].append(herd(port, [body.encode()] * job["herd"]))
             time.sleep(0.2)
     return out
 
 
-def _herd(port: int, body: bytes, size: int) -> list[tuple[int, float]]:
-    """``size`` connections opened first, then one request written on each as fast as one thread can, and
+def herd(port: int, bodies: list[bytes]) -> list[tuple[int, float]]:
+    """A connection per body opened first, then one request written on each as fast as one thread can, and
     every answer read as it arrives: ``(status, seconds from its own request written to its answer read)``.
 
     One thread on non-blocking sockets, not a thread per connection: 200 client threads contending for one GIL
     added their own queueing (taking turns to write, then to parse the answers) to every latency measured."""
-    request = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
-               f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    size = len(bodies)
+    wire: dict[socket.socket, bytes] = {}
     conns = [socket.create_connection((HOST, port), timeout=TIMEOUT_S) for _ in range(size)]
     selector = selectors.DefaultSelector()
     sent: dict[socket.socket, float] = {}
     received: dict[socket.socket, bytearray] = {}
     results: list[tuple[int, float]] = []
     try:
-        for conn in conns:
+        for conn, body in zip(conns, bodies, strict=True):
             conn.setblocking(False)
             selector.register(conn, selectors.EVENT_READ)
             received[conn] = bytearray()
+            wire[conn] = (f"POST / HTTP/1.1\r\nHost: {HOST}:{port}\r\nContent-Type: application/json\r\n"
+                              f"Content-Length: {len(body)}\r\n\r\n").encode() + body
         for conn in conns:  # small enough to leave in one send each
             sent[conn] = time.perf_counter()
-            conn.sendall(request)
+            conn.sendall(wire[conn])
         deadline = time.monotonic() + TIMEOUT_S
         while len(results) < size and time.monotonic() < deadline:
             for key, _ in selector.select(1.0):

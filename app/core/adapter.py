@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.core.settings import Spec
+from app.core.setting_specs import Spec
 from app.core.transports import Transport
 
 

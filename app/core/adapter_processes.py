@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import Mapping
 
-from app.core.settings import Spec
+from app.core.setting_specs import Spec
 
 CMD_SPEC = Spec("CMD", "", "Command that serves this adapter as its own process (unset: in the host)", "host")
 

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.core.settings import Spec
+from app.core.setting_specs import Spec
 
 #: Keys the v2 framework never hashed, at any depth.
 V2_IGNORED_PROPS = frozenset({"id", "maxAge", "meta", "debug", "rateLimitMaxAge", "metricsMeta", "result"})

@@ -10,7 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from app.core.settings import Problem, Settings
+from app.core.setting_specs import Problem
+from app.core.settings import Settings
 
 
 @dataclass(frozen=True)

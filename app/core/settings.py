@@ -12,165 +12,11 @@ import ipaddress
 import os
 import re
 import uuid
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-REDACTED = "[REDACTED]"
-#: Shorter secret values are not scrubbed from logs: scrubbing a one-letter test key would mangle every word.
-MIN_SECRET_LENGTH = 6
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-_SECRET_NAME = re.compile(r"(API_KEY|PASSWORD|SECRET|TOKEN|PRIVATE_KEY)", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Spec:
-    """How one environment variable is parsed and what values it accepts.
-
-    An adapter lists its own in ``Adapter.settings`` (``Spec("API_KEY", None, "Provider API key")``); the parsed
-    values reach its transport as ``config[name]``. ``kind`` decides the parsing (``str``, ``int`` with
-    ``minimum``/``maximum`` and ``unit``, ``bool``, ``enum`` of ``choices``, ``list`` (comma-separated),
-    ``path``, ``url``); a bad value stops the start together with every other problem. A name containing
-    API_KEY, PRIVATE_KEY, TOKEN, SECRET or PASSWORD, or ``sensitive=True``, is a secret: never shown, and
-    scrubbed from logs."""
-
-    name: str
-    default: Any
-    description: str
-    group: str = "adapter"
-    kind: str = "str"  # str | int | bool | enum | list | path | url
-    minimum: int | None = None
-    maximum: int | None = None
-    choices: tuple[str, ...] = ()
-    sensitive: bool = False
-    unit: str = ""
-    #: Startup fails while it is unset (for adapter settings without which no request can succeed).
-    required: bool = False
-
-    @property
-    def is_secret(self) -> bool:
-        return self.sensitive or bool(_SECRET_NAME.search(self.name))
-
-    def allowed(self) -> str:
-        """Human wording of what the setting accepts, for error messages and the docs."""
-        if self.kind == "int":
-            bounds = []
-            if self.minimum is not None:
-                bounds.append(f">= {self.minimum}")
-            if self.maximum is not None:
-                bounds.append(f"<= {self.maximum}")
-            text = "an integer" + (" " + " and ".join(bounds) if bounds else "")
-            return text + (f" ({self.unit})" if self.unit else "")
-        if self.kind == "bool":
-            return "true or false"
-        if self.kind == "enum":
-            return "one of " + ", ".join(self.choices)
-        if self.kind == "path":
-            return "a URL path starting with /"
-        if self.kind == "url":
-            return "an http:// or https:// URL"
-        if self.kind == "list":
-            return "a comma-separated list"
-        return "a string"
-
-    def parse(self, raw: str) -> Any:
-        """Turn the raw environment string into a typed value, or raise ValueError with what is allowed."""
-        text = raw.strip()
-        if self.kind == "int":
-            try:
-                value = int(text)
-            except ValueError:
-                raise ValueError(self.allowed()) from None
-            if (self.minimum is not None and value < self.minimum) or (
-                    self.maximum is not None and value > self.maximum):
-                raise ValueError(self.allowed())
-            return value
-        if self.kind == "bool":
-            if text.lower() in _TRUE:
-                return True
-            if text.lower() in _FALSE:
-                return False
-            raise ValueError(self.allowed())
-        if self.kind == "enum":
-            if text.lower() not in self.choices:
-                raise ValueError(self.allowed())
-            return text.lower()
-        if self.kind == "list":
-            return tuple(item.strip() for item in text.split(",") if item.strip())
-        if self.kind == "path":
-            if not text.startswith("/") or any(c in text for c in "?#"):
-                raise ValueError(self.allowed())
-            return text if text.endswith("/") else text + "/"
-        if self.kind == "url":
-            if not re.match(r"^https?://[^\s/]+", text):
-                raise ValueError(self.allowed())
-            return text.rstrip("/")
-        return text
-
-
-def secret_values(environ: Mapping[str, str]) -> list[str]:
-    """Values of the variables whose names mark them secret (``*_API_KEY``, ``*PASSWORD*``...), long enough to
-    scrub safely (MIN_SECRET_LENGTH)."""
-    return [value for name, value in environ.items()
-            if Spec(name, None, "").is_secret and len(value) >= MIN_SECRET_LENGTH]
-
-
-@dataclass(frozen=True)
-class Problem:
-    name: str
-    value: str | None
-    allowed: str
-
-    def __str__(self) -> str:
-        if self.value is None and self.name[:1].islower():
-            return f"{self.name}: must be {self.allowed}"  # a file (schema, overrides), not a variable
-        shown = "(unset)" if self.value is None else repr(self.value)
-        return f"{self.name}={shown}: must be {self.allowed}"
-
-
-class SettingsError(Exception):
-    """Startup refused: lists every bad variable at once so an operator fixes them in one go."""
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = list(problems)
-        lines = "\n".join(f"  - {p}" for p in self.problems)
-        count = len(self.problems)
-        super().__init__(f"Invalid configuration ({count} problem{'s' if count != 1 else ''}):\n{lines}")
-
-
-def setting(default: Any, description: str, group: str, **rules: Any) -> Any:
-    """Declare a framework setting as a dataclass field; its name is the field's name."""
-    kind = rules.pop("kind", None) or {bool: "bool", int: "int"}.get(type(default), "str")
-    return field(default=default, metadata={"spec": dict(default=default, description=description,
-                                                         group=group, kind=kind, **rules)})
-
-
-def parse_specs(specs: Iterable[Spec], environ: Mapping[str, str], prefixes: tuple[str, ...] = ("",),
-                ) -> tuple[dict[str, Any], list[Problem]]:
-    """Parse each spec from the first of ``PREFIX + NAME`` that is set; collect problems instead of raising."""
-    values: dict[str, Any] = {}
-    problems: list[Problem] = []
-    for spec in specs:
-        raw, source = None, spec.name
-        for prefix in prefixes:
-            if environ.get(prefix + spec.name, "").strip() != "":
-                raw, source = environ[prefix + spec.name], prefix + spec.name
-                break
-        if raw is None:
-            values[spec.name] = spec.default
-            if spec.required:
-                others = " or ".join(p + spec.name for p in prefixes[1:])
-                problems.append(Problem(prefixes[0] + spec.name + (f" (or {others})" if others else ""), None,
-                                        f"set: {spec.description}"))
-            continue
-        try:
-            values[spec.name] = spec.parse(raw)
-        except ValueError as exc:
-            values[spec.name] = spec.default  # keeps the object whole so every other problem is still found
-            problems.append(Problem(source, REDACTED if spec.is_secret else raw, str(exc)))
-    return values, problems
+from app.core.setting_specs import REDACTED, Problem, Spec, parse_specs, setting
 
 
 @dataclass(frozen=True)
@@ -278,6 +124,9 @@ class Settings:
                                                      "rate limit", kind="int", minimum=1)
     RATE_LIMIT_CAPACITY_MINUTE: int | None = setting(None, "Calls per minute, instead of a tier",
                                                      "rate limit", kind="int", minimum=1)
+    RATE_LIMIT_WAIT_MS: int = setting(5000, "Longest a cold request waits for the provider's quota to allow a call "
+                                            "before it is answered 429 (at most API_TIMEOUT)", "rate limit",
+                                      minimum=0, maximum=600000, unit="ms")
     # metrics
     METRICS_ENABLED: bool = setting(True, "Expose Prometheus metrics", "metrics")
     EXPERIMENTAL_METRICS_ENABLED: bool = setting(True, "v2 name of METRICS_ENABLED; false also turns metrics off",
@@ -334,6 +183,9 @@ class Settings:
                                                   "coalescing", minimum=0, unit="ms")
     REQUEST_COALESCING_MAX_RETRIES: int = setting(5, "Checks before fetching anyway", "coalescing",
                                                   minimum=0, maximum=100)
+    FOREGROUND_BATCH_WINDOW_MS: int = setting(20, "Cold misses of one endpoint arriving within this of each other, in "
+                                                 "any worker of the machine, are fetched in one batch (0: each on "
+                                                 "its own)", "coalescing", minimum=0, maximum=1000, unit="ms")
 
     @classmethod
     def specs(cls) -> list[Spec]:
@@ -366,6 +218,12 @@ class Settings:
         if values["PLUGIN_RESTART_BACKOFF_MS"] > values["PLUGIN_RESTART_BACKOFF_MAX_MS"]:
             problems.append(Problem("PLUGIN_RESTART_BACKOFF_MS", str(values["PLUGIN_RESTART_BACKOFF_MS"]),
                                     "<= PLUGIN_RESTART_BACKOFF_MAX_MS"))
+        if not bad & {"RATE_LIMIT_WAIT_MS", "API_TIMEOUT"} and values["RATE_LIMIT_WAIT_MS"] > values["API_TIMEOUT"]:
+            if "RATE_LIMIT_WAIT_MS" in env:
+                problems.append(Problem("RATE_LIMIT_WAIT_MS", str(values["RATE_LIMIT_WAIT_MS"]),
+                                        f"<= API_TIMEOUT ({values['API_TIMEOUT']}): a node waits no longer"))
+            else:  # the default follows a shorter API_TIMEOUT
+                values["RATE_LIMIT_WAIT_MS"] = values["API_TIMEOUT"]
         if not values["WARMUP_INTERVAL"]:
             values["WARMUP_INTERVAL"] = max(values["CACHE_MIN_AGE"], 100)
         if not values["UUID"]:

@@ -8,7 +8,8 @@ from collections.abc import Iterable
 
 from app.core.adapter import Adapter
 from app.core.adapter_processes import CMD_SPEC
-from app.core.settings import Settings, Spec
+from app.core.setting_specs import Spec
+from app.core.settings import Settings
 
 
 def _default(spec: Spec) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from app.config import available_adapters, load_limits, load_overrides, load_schemas, schemas_dir
 from app.core.adapter import Adapter
-from app.core.settings import Problem
+from app.core.setting_specs import Problem
 from app.core.transports import Transport
 
 

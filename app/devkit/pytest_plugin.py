@@ -24,7 +24,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.core.settings import secret_values
+from app.core.setting_specs import secret_values
 from app.devkit.fake_http import FakeProvider
 from app.devkit.fake_ws import FakeWebSocketProvider
 

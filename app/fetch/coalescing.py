@@ -2,25 +2,22 @@
 instances sharing a cache.
 
 200 concurrent cold requests for one feed must cost one provider call. Threads of one worker share the
-leader's outcome directly (``SingleFlight``). The workers of one machine queue on a file lock per key
-(``MachineLocks``), always: the next holder finds the value in the cache the moment the first releases it, with
-no polling delay, and a leader that dies releases it with its process. Other instances (``REQUEST_COALESCING_*``)
-see the leader's in-flight marker in the shared cache and wait for its value with the v2 back-off, then fetch
+leader's outcome directly (``SingleFlight``). The workers of one machine find the feed in the batch that fetches
+it and wait for that batch (``app/fetch/batching.py``), always. Other instances (``REQUEST_COALESCING_*``) see
+the leader's in-flight marker in the shared cache and wait for its value with the v2 back-off, then fetch
 themselves only if none arrives.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
-import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeVar
+
+from app.fetch.batching import waiting
 
 if TYPE_CHECKING:
     from app.core.entries import Cache, CacheEntry
@@ -46,7 +43,8 @@ class SingleFlight:
         if not leader:
             if self._on_wait is not None:
                 self._on_wait()
-            return future.result()
+            with waiting():  # the leader may need a turn to finish: never hold one while waiting for it
+                return future.result()
         try:
             result = fn()
         except BaseException as exc:
@@ -66,30 +64,6 @@ class SingleFlight:
     def __len__(self) -> int:
         with self._lock:
             return len(self._calls)
-
-
-class MachineLocks:
-    """Exclusive ``flock`` locks shared by every process using one ``CACHE_DIR``, one lock file per stripe of
-    keys: the files stay few whatever the number of feeds, and two cold feeds that share a stripe only wait for
-    each other's fetch."""
-
-    STRIPES = 1024
-
-    def __init__(self, directory: str) -> None:
-        self.directory = directory
-        os.makedirs(directory, exist_ok=True)
-
-    @contextlib.contextmanager
-    def hold(self, key: str) -> Iterator[None]:
-        stripe = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big") % self.STRIPES
-        # A descriptor of its own per holder: flock excludes open files, so threads of one process exclude
-        # each other too, and closing it can never release a lock another thread still holds.
-        fd = os.open(os.path.join(self.directory, f"{stripe:04d}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # releases the lock
 
 
 def wait_for_other_process(cache: Cache, key: str, settings: Settings) -> CacheEntry | None:

@@ -168,8 +168,9 @@ class RateLimiter:
                 self.refused += 1
         return 0.0 if wait <= 0 else wait
 
-    def acquire(self, timeout_s: float, background: bool = False) -> bool:
-        """Wait up to ``timeout_s`` for permission; True when a call was recorded.
+    def wait_for_slot(self, timeout_s: float, background: bool = False) -> float:
+        """Wait up to ``timeout_s`` for permission: 0.0 when a call was recorded, else the seconds until a slot
+        would free up (more than was left of the timeout).
 
         Gives up at once when the reported wait exceeds what is left of the timeout: calls are only ever added,
         so the slot cannot free up sooner, and holding a thread until the deadline would only delay the 429.
@@ -180,10 +181,10 @@ class RateLimiter:
         while True:
             wait = self.try_acquire(background)
             if wait <= 0:
-                return True
+                return 0.0
             remaining = deadline - time.monotonic()
             if wait > remaining:
-                return False
+                return wait
             pause = min(wait, MAX_SLEEP_S)
             time.sleep(pause)
             with self._counter_lock:

@@ -22,6 +22,7 @@ from app.core.errors import ConnectionFailedError, DataProviderError, ProviderTi
 from app.core.messages import snippet
 from app.core.retry_timing import capped_backoff_s, retry_after_s
 from app.core.transports import ProviderRequest, ProviderResponse, now_ms
+from app.fetch.batching import waiting
 from app.fetch.coalescing import SingleFlight
 from app.fetch.rate_limit import RateLimiter, describe
 
@@ -197,27 +198,40 @@ def _host(request: ProviderRequest) -> str:
 
 
 class LimitedSender:
-    """Spends one slot of the provider's quota per attempt. In the foreground a refused slot is an immediate
-    429 (a node is waiting); in the background the warmer waits up to ``wait_s`` and yields to foreground."""
+    """Spends one slot of the provider's quota per attempt, waiting up to ``wait_s`` for it (a 429 naming the
+    limit and when to retry when none comes in time). The background yields the last slots of each window to
+    requests a node waits for. ``prepaid``: the first attempt's slot was taken already (a foreground batch takes
+    it before it closes, see ``app/fetch/batching.py``). One sender per call: it counts that call's attempts."""
 
-    def __init__(self, requester: Requester, limiter: RateLimiter | None, background: bool, wait_s: float) -> None:
+    def __init__(self, requester: Requester, limiter: RateLimiter | None, background: bool, wait_s: float,
+                 prepaid: bool = False) -> None:
         self.requester = requester
         self.limiter = limiter
         self.background = background
         self.wait_s = wait_s
+        self._prepaid = prepaid
 
     def send(self, request: ProviderRequest) -> ProviderResponse:
         return self.requester.send(request, self._gate if self.limiter is not None else None)
 
     def _gate(self) -> None:
-        limiter = self.limiter
-        if self.background:
-            if not limiter.acquire(self.wait_s, background=True):
-                raise RateLimitError(describe(limiter.limit, self.wait_s))
+        if self._prepaid:
+            self._prepaid = False
             return
-        wait = limiter.try_acquire()
+        with waiting():
+            wait = self.limiter.wait_for_slot(self.wait_s, background=self.background)
         if wait:
-            raise RateLimitError(describe(limiter.limit, wait))
+            raise RateLimitError(describe(self.limiter.limit, wait))
+
+
+class RefusedSender:
+    """Answers every call with ``error`` and makes none: a batch the quota had no slot for in time."""
+
+    def __init__(self, error: RateLimitError) -> None:
+        self.error = error
+
+    def send(self, request: ProviderRequest) -> ProviderResponse:
+        raise self.error
 
 
 def _reason(exc: Exception) -> str:

@@ -1,8 +1,9 @@
 """An adapter at run time: endpoint lookup, symbol overrides, and fetching a feed into the cache.
 
-Fetching is where credits are spent, so it is where duplicates are removed: one fetch per feed at a time in
-this process (``SingleFlight``), on this machine (``MachineLocks``), and, with ``REQUEST_COALESCING_ENABLED``,
-across instances through an in-flight marker in the shared cache.
+Fetching is where credits are spent, so it is where duplicates are removed and cold misses are batched: one
+fetch per feed at a time in this process (``SingleFlight``); on this machine, the cold misses of an endpoint
+arriving together fetched in one batch, and a feed already in one not fetched again (``Batches``); with
+``REQUEST_COALESCING_ENABLED``, across instances through an in-flight marker in the shared cache.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import functools
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Mapping
 from types import MappingProxyType
@@ -21,8 +21,10 @@ from app.core.entries import Cache, CacheEntry, KeyMaker, provider_tag
 from app.core.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
 from app.core.messages import short
 from app.core.transports import FeedOutcome, Params, Success
-from app.fetch.coalescing import MachineLocks, SingleFlight, wait_for_other_process
-from app.fetch.requester import LimitedSender, Requester
+from app.fetch.batching import Batches
+from app.fetch.coalescing import SingleFlight, wait_for_other_process
+from app.fetch.machine_batch import Feed
+from app.fetch.requester import LimitedSender, RefusedSender, Requester
 
 if TYPE_CHECKING:
     from app.config import AdapterConfig
@@ -132,15 +134,17 @@ STALE_PREFIX = "stale:"
 class AdapterRuntime:
     def __init__(self, config: AdapterConfig, settings: Settings, cache: Cache, requester: Requester,
                  subscriptions: SubscriptionStore, limiter: RateLimiter | None, metrics: Metrics,
-                 responder: LateAnswers, stream_subscriptions: SubscriptionStore | None = None) -> None:
+                 responder: LateAnswers, batches: Batches,
+                 stream_subscriptions: SubscriptionStore | None = None) -> None:
         self.config = config
+        self.batches = batches
+        self.requester = requester
         self.responder = responder
         self.metrics = metrics
         self.subscriptions = subscriptions
         #: Streamed feeds expire after WS_SUBSCRIPTION_TTL, not WARMUP_SUBSCRIPTION_TTL.
         self.stream_subscriptions = stream_subscriptions or subscriptions
         self.limiter = limiter
-        self.foreground = LimitedSender(requester, limiter, background=False, wait_s=0)
         self.background = LimitedSender(requester, limiter, background=True, wait_s=settings.WARMUP_INTERVAL / 1000)
         self.name = config.adapter.name
         self.display_name = self.name.upper()
@@ -162,7 +166,6 @@ class AdapterRuntime:
                     other = EndpointRuntime(self, config, default.endpoint.name, route)
                     self.endpoints[other.name] = other
         self._flights = SingleFlight(on_wait=metrics.coalescing_waits.labels(*metrics.labels).inc)
-        self._machine_locks = MachineLocks(os.path.join(settings.CACHE_DIR, "pyea-locks"))
         self._marker_ttl_ms = settings.API_TIMEOUT * (settings.RETRY + 1) + 2000
 
     def subscribe(self, endpoint: EndpointRuntime, key: str, params: Mapping[str, Any], missed: bool) -> None:
@@ -263,56 +266,71 @@ class AdapterRuntime:
     def fetch(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str, ttl_ms: int,
               max_age: int) -> CacheEntry:
         """The entry for ``params`` from the provider, stored in the cache for every other reader."""
-        return self._flights.run(key, lambda: self._fetch_once_across_processes(endpoint, params, key, ttl_ms,
-                                                                                 max_age))
+        return self._flights.run(key, lambda: self._fetch_once(endpoint, Feed(key, params, ttl_ms), max_age))
 
-    def _fetch_once_across_processes(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
-                                     ttl_ms: int, max_age: int) -> CacheEntry:
+    def _fetch_once(self, endpoint: EndpointRuntime, feed: Feed, max_age: int) -> CacheEntry:
         # A request that missed the cache just before another thread's fetch for it finished becomes the
         # leader of a new flight: the value it needs may be in the cache by now.
-        entry = self.cached(key, max_age)
+        entry = self.cached(feed.key, max_age)
         if entry is not None:
             return entry
-        if max_age >= 0 and self.settings.CACHE_ENABLED:
-            with self._machine_locks.hold(key):
-                # Another worker may have fetched it while this one waited for the lock.
-                entry = self.cached(key, max_age)
-                return entry if entry is not None else self._fetch_across_instances(endpoint, params, key, ttl_ms)
-        return self._fetch_and_store(endpoint, params, key, ttl_ms)
-
-    def _fetch_across_instances(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
-                                ttl_ms: int) -> CacheEntry:
+        if max_age < 0 or not self.settings.CACHE_ENABLED:  # a fresh value, now, for this request alone
+            return self._fetch_and_store(endpoint, [feed], False, None)[feed.key]
         if not self.settings.REQUEST_COALESCING_ENABLED:
-            return self._fetch_and_store(endpoint, params, key, ttl_ms)
-        owner = self.cache.add_marker(key, self._marker_ttl_ms)
+            return self._batched(endpoint, feed, max_age)
+        owner = self.cache.add_marker(feed.key, self._marker_ttl_ms)
         if not owner:
             self.metrics.coalescing_waits.labels(*self.metrics.labels).inc()
-            entry = wait_for_other_process(self.cache, key, self.settings)
+            entry = wait_for_other_process(self.cache, feed.key, self.settings)
             if entry is not None:
                 return entry
         try:
-            return self._fetch_and_store(endpoint, params, key, ttl_ms)
+            return self._batched(endpoint, feed, max_age)
         finally:
             if owner:
-                self.cache.delete_marker(key)
+                self.cache.delete_marker(feed.key)
 
-    def _fetch_and_store(self, endpoint: EndpointRuntime, params: Mapping[str, Any], key: str,
-                         ttl_ms: int) -> CacheEntry:
-        outcomes = endpoint.transport.fetch([params], self.values, self.foreground)
-        mine = None
-        for outcome in outcomes:
-            entry = self.entry_for(outcome)
-            feed_key = key if outcome.params is params else self.keys.key(endpoint.name, outcome.params)
-            self.store(feed_key, entry, ttl_ms, outcome.params)
-            if feed_key == key:
-                mine = entry
-                if isinstance(outcome.outcome, AdapterError):  # a bad key or a provider outage shows in the log
-                    log.warning("fetching %s %s failed: %s %s", endpoint.name, self.keys.feed_id(params),
+    def _batched(self, endpoint: EndpointRuntime, feed: Feed, max_age: int) -> CacheEntry:
+        """``feed`` fetched with the other cold misses of its endpoint on this machine (``Batches``)."""
+        return self.batches.fetch(f"{self.keys.group}:{endpoint.name}", endpoint.transport.max_batch_size, feed,
+                                  lambda: self.cached(feed.key, max_age),
+                                  lambda feeds, prepaid, refusal: self._fetch_and_store(endpoint, feeds, prepaid,
+                                                                                        refusal),
+                                  self.limiter)
+
+    def _fetch_and_store(self, endpoint: EndpointRuntime, feeds: list[Feed], prepaid: bool,
+                         refusal: RateLimitError | None) -> dict[str, CacheEntry]:
+        """Fetch ``feeds`` in one call to the transport (none when ``refusal`` says the quota had no slot;
+        ``prepaid``: the first call's slot is taken) and store every value it returned; the entry of each of
+        ``feeds``, by key."""
+        if refusal is not None:
+            sender = RefusedSender(refusal)
+        else:
+            sender = LimitedSender(self.requester, self.limiter, background=False,
+                                   wait_s=self.settings.RATE_LIMIT_WAIT_MS / 1000, prepaid=prepaid)
+        by_id = {id(feed.params): feed for feed in feeds}
+        outcomes = [outcome for batch in endpoint.transport.batches([feed.params for feed in feeds])
+                    for outcome in endpoint.transport.fetch(batch, self.values, sender)]
+        entries: dict[str, CacheEntry] = {}
+        with self.cache.batch():
+            for outcome in outcomes:
+                entry = self.entry_for(outcome)
+                feed = by_id.get(id(outcome.params))
+                if feed is None:  # a value the transport answered besides the feeds asked for
+                    self.store(self.keys.key(endpoint.name, outcome.params), entry, self.settings.CACHE_MAX_AGE,
+                               outcome.params)
+                    continue
+                self.store(feed.key, entry, feed.ttl_ms, outcome.params)
+                entries[feed.key] = entry
+                if isinstance(outcome.outcome, AdapterError) and refusal is None:
+                    # a bad key or a provider outage shows in the log
+                    log.warning("fetching %s %s failed: %s %s", endpoint.name, self.keys.feed_id(feed.params),
                                 outcome.outcome.name, outcome.outcome.message)
-        if mine is None:  # a transport that answered other feeds but not this one
-            mine = self.entry_for(FeedOutcome(params, AdapterError("the transport returned no value for this "
-                                                                   "feed"), None, 0, 0))
-        return mine
+        for feed in feeds:
+            if feed.key not in entries:  # a transport that answered other feeds but not this one
+                entries[feed.key] = self.entry_for(FeedOutcome(feed.params, AdapterError(
+                    "the transport returned no value for this feed"), None, 0, 0))
+        return entries
 
     def store(self, key: str, entry: CacheEntry, ttl_ms: int, params: Mapping[str, Any]) -> None:
         """Successes for ``ttl_ms``; failures briefly (``CACHE_ERROR_MAX_AGE``), except a refused rate-limit

@@ -16,8 +16,10 @@ from app.config import Config
 from app.core.entries import Cache
 from app.core.errors import SharedStoreUnavailable
 from app.core.provider_limits import RateLimit
-from app.core.settings import Problem, Settings, SettingsError
+from app.core.setting_specs import Problem, SettingsError
+from app.core.settings import Settings
 from app.core.version import __version__
+from app.fetch.batching import Batches
 from app.fetch.rate_limit import RateLimiter
 from app.fetch.requester import Requester
 from app.fetch.runtime import AdapterRuntime
@@ -62,10 +64,12 @@ class Host:
                                         self.settings.ASYNC_RESPONSE_RETRIES, self.settings.ASYNC_RESPONSE_BACKOFF_MS)
         self.limiters = {cfg.adapter.name: self._limiter(cfg.rate_limit)
                          for cfg in config.adapters if cfg.rate_limit is not None}
+        self.batches = Batches(os.path.join(self.settings.CACHE_DIR, "pyea-batches"),
+                               self.settings.FOREGROUND_BATCH_WINDOW_MS, self.settings.RATE_LIMIT_WAIT_MS)
         self.adapters: dict[str, AdapterRuntime] = {
             cfg.adapter.name: AdapterRuntime(cfg, self.settings, self.cache, self.requester, self.subscriptions,
                                              self.limiters.get(cfg.adapter.name), self.metrics,
-                                             self.responder, self.stream_subscriptions)
+                                             self.responder, self.batches, self.stream_subscriptions)
             for cfg in config.adapters if not cfg.cmd}
         self.remotes = {cfg.adapter.name: RemoteAdapter(cfg.adapter.name, config.ports[cfg.adapter.name],
                                                         self.settings)
@@ -114,6 +118,7 @@ class Host:
             limiter.close()
         self.subscriptions.close()
         self.stream_subscriptions.close()
+        self.batches.close()
         self.cache.close()
         if self.shared is not None:
             self.shared.close()

@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 
 from app.core.adapter_processes import PORTS_ENV, PREFIXED_ONLY_ENV, command_path, decode_ports, parse_command
 from app.core.retry_timing import capped_backoff_s
-from app.core.settings import Settings, secret_values
+from app.core.setting_specs import secret_values
+from app.core.settings import Settings
 
 log = logging.getLogger("pyea.supervisor")
 

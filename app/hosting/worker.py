@@ -6,21 +6,34 @@ all, and a 2-core VM then served everything on one core. Here each worker publis
 in a table shared by the workers of one master; a worker already holding more than another gives that one a
 moment to take the next connection, then takes it itself if nobody did. Steady traffic on open connections is
 untouched: only accepting a new connection can wait, and never more than ACCEPT_YIELD_S.
+
+Its pool runs ``EA_THREADS`` requests at once, as gthread's does, but a request that only waits (for a batch of
+cold feeds, the provider's quota, the provider) gives its turn to a queued one (``app/fetch/batching.py``): a
+burst of cold feeds larger than the threads then joins one batch instead of one batch per pool's worth of
+threads, and cache hits queued behind slow cold fetches are served meanwhile. At most ``WAITING_PER_THREAD`` x
+``EA_THREADS`` requests wait at once; more queue as before.
 """
 
 from __future__ import annotations
 
 import mmap
 import struct
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
+
+from app.fetch.batching import TURN_ATTRIBUTE, Turn
 
 #: Slots in the table: more than any EA_WORKERS allowed (64).
 SLOTS = 128
 #: How long a worker holding more connections than a sibling leaves a new one to that sibling.
 ACCEPT_YIELD_S = 0.002
+#: Requests per thread that may wait (giving their turn away) at once.
+WAITING_PER_THREAD = 16
 _COUNT = struct.Struct("i")
 _TABLE = struct.Struct(f"{SLOTS}i")
 FREE = -1
@@ -54,10 +67,34 @@ class ConnectionTable:
         return min(counts) if counts else None
 
 
+class TurnTakingPool(ThreadPoolExecutor):
+    """``threads`` requests run at once; each thread holds a ``Turn`` while it runs one, and gives it up while it
+    only waits, so up to ``threads + waiting`` requests are in progress."""
+
+    def __init__(self, threads: int, waiting: int) -> None:
+        self._turns = threading.Semaphore(threads)
+        super().__init__(max_workers=threads + waiting, thread_name_prefix="pyea-request",
+                         initializer=self._give_turn)
+
+    def _give_turn(self) -> None:
+        setattr(threading.current_thread(), TURN_ATTRIBUTE, Turn(self._turns))
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        return super().submit(_in_turn, fn, *args, **kwargs)
+
+
+def _in_turn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    with getattr(threading.current_thread(), TURN_ATTRIBUTE):
+        return fn(*args, **kwargs)
+
+
 class FairThreadWorker(ThreadWorker):
     #: Set by the master (``pre_fork`` in ``app/hosting/gunicorn_conf.py``) before the fork.
     table: ConnectionTable | None = None
     slot = 0
+
+    def get_thread_pool(self) -> ThreadPoolExecutor:
+        return TurnTakingPool(self.cfg.threads, WAITING_PER_THREAD * self.cfg.threads)
 
     def notify(self) -> None:
         """Called on every turn of the worker's loop: publish the connections held (they close all the time)."""

@@ -15,7 +15,8 @@ from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
-from app.core.settings import REDACTED, Settings
+from app.core.setting_specs import REDACTED
+from app.core.settings import Settings
 
 
 class LineFormatter(logging.Formatter):

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.core.entries import Cache
-from app.core.settings import Problem, Settings
+from app.core.setting_specs import Problem
+from app.core.settings import Settings
 
 if TYPE_CHECKING:
     from app.stores.redis_client import Shared

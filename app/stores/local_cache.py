@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import diskcache
 
 from app.core.entries import CacheEntry
-from app.core.settings import Problem
+from app.core.setting_specs import Problem
 
 log = logging.getLogger("pyea.cache")
 
@@ -37,8 +37,9 @@ def open_store(directory: str, timeout_s: float, **settings: object) -> diskcach
     return diskcache.Cache(directory, timeout=timeout_s, **SQLITE_MEMORY, **settings)
 
 
-#: The stores kept in CACHE_DIR: the cache itself, then the subscriptions, rate-limit windows and lease.
-STORES = ("", "pyea-subscriptions", "pyea-ratelimit", "pyea-leases")
+#: The stores kept in CACHE_DIR: the cache itself, then the subscriptions, rate-limit windows, lease and the
+#: outcomes of foreground batches.
+STORES = ("", "pyea-subscriptions", "pyea-ratelimit", "pyea-leases", "pyea-batches/outcomes")
 
 
 def directory_problem(directory: str) -> Problem | None:

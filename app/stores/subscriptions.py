@@ -31,6 +31,8 @@ LOCK_TIMEOUT_S = 2.0
 MAX_REFRESH_GAP_S = 60.0
 #: Per-process memory of recent refreshes; cleared when larger (it only saves writes).
 MEMO_LIMIT = 20_000
+#: Outcomes of recent group commits kept for the writers whose subscriptions they carried.
+GENERATIONS_KEPT = 1024
 #: Seconds between writes of the refreshes requests leave for later, all in one transaction.
 REFRESH_FLUSH_S = 1.0
 
@@ -55,6 +57,10 @@ class SubscriptionStore:
         self._refreshed: dict[str, float] = {}
         self._lock = threading.Lock()
         self._deferred: dict[str, str] = {}
+        self._together: dict[str, str] = {}  # misses' subscriptions waiting for the current group commit
+        self._generation = 0
+        self._written: dict[int, bool] = {}
+        self._committing = threading.Lock()
         self._flusher: threading.Thread | None = None
         self._closing = threading.Event()
 
@@ -74,7 +80,8 @@ class SubscriptionStore:
             # request thread queueing on SQLite's write lock, whose busy handler sleeps up to 100 ms.
             self._defer(key, value, now)
             return
-        if not self._write(key, value, announce):
+        written = self._write(key, value, announce) if announce else self._write_together(key, value)
+        if not written:
             log.warning("subscription store busy; %s not refreshed this time", endpoint)
             return
         with self._lock:
@@ -88,6 +95,26 @@ class SubscriptionStore:
         except diskcache.Timeout:
             return False
         return True
+
+    def _write_together(self, key: str, value: str) -> bool:
+        """Write one miss's subscription before the request goes on (a kill -9 a moment later must not lose
+        it), in one transaction with every other written meanwhile (group commit): a burst of new feeds then
+        costs a few transactions, not one per feed queueing on the write lock."""
+        with self._lock:
+            self._together[key] = value
+            generation = self._generation
+        with self._committing:
+            with self._lock:
+                if self._generation > generation:  # an earlier writer took it with its own, and has finished
+                    return self._written.get(generation, False)
+                items, self._together = self._together, {}
+                self._generation += 1
+            written = self._write_many(items)
+            with self._lock:
+                self._written[generation] = written  # the other writers of this generation read it here
+                if len(self._written) > GENERATIONS_KEPT:
+                    del self._written[min(self._written)]
+            return written
 
     def _write_many(self, items: dict[str, str]) -> bool:
         try:

@@ -19,7 +19,7 @@ RESUME = "/v2/resume/2d38ecdb-975c-4f99-801c-b916a429947c"
 SLOW_ADAPTER = '''
 from adapters.coingecko.transports import SimplePriceTransport
 from app.core.adapter import Adapter, Endpoint
-from app.core.settings import Spec
+from app.core.setting_specs import Spec
 
 adapter = Adapter(name="slowquote", default_endpoint="quote",
                   endpoints=[Endpoint("quote", SimplePriceTransport("price"), asynchronous=True),

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from app.config import load_config
-from app.core.settings import Settings, SettingsError
+from app.core.setting_specs import SettingsError
+from app.core.settings import Settings
 
 
 def problems_of(env: dict[str, str]) -> dict[str, str]:

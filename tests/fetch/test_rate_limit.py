@@ -215,32 +215,32 @@ def test_processes_and_threads_sharing_a_directory_never_overdraw(tmp_path):
           f"busiest 1 s by return time {busiest(returned, 1.0)}")
 
 
-def test_acquire_waits_for_a_slot_that_frees_before_the_timeout(make_limiter):
+def test_waiting_for_a_slot_that_frees_before_the_timeout_gets_it(make_limiter):
     limiter = make_limiter(limit(per_second=2))
-    assert limiter.acquire(0.1) and limiter.acquire(0.1)
+    assert limiter.wait_for_slot(0.1) == limiter.wait_for_slot(0.1) == 0.0
     started = time.monotonic()
-    assert limiter.acquire(1.5)
+    assert limiter.wait_for_slot(1.5) == 0.0
     assert 0.8 < time.monotonic() - started < 1.5
     assert 0.8 < limiter.waited_s < 1.5
 
 
-def test_acquire_gives_up_at_once_when_no_slot_can_free_in_time(make_limiter):
+def test_waiting_gives_up_at_once_when_no_slot_can_free_in_time_and_says_when_one_would(make_limiter):
     limiter = make_limiter(limit(per_second=2))
-    assert limiter.acquire(0.1) and limiter.acquire(0.1)
+    assert limiter.wait_for_slot(0.1) == limiter.wait_for_slot(0.1) == 0.0
     started = time.monotonic()
-    assert not limiter.acquire(0.3)
+    assert 0.3 < limiter.wait_for_slot(0.3) <= 1 + ratelimit.MARGIN_S
     assert time.monotonic() - started < 0.1
     assert limiter.waited_s == 0.0
 
 
-def test_acquire_sleeps_in_bounded_steps_and_never_past_the_timeout(make_limiter, monkeypatch):
+def test_waiting_sleeps_in_bounded_steps_and_never_past_the_timeout(make_limiter, monkeypatch):
     limiter = make_limiter(limit())
     monkeypatch.setattr(limiter, "try_acquire", lambda background=False: 0.4)  # a slot keeps being just taken
     pauses: list[float] = []
     real_sleep = time.sleep
     monkeypatch.setattr(ratelimit.time, "sleep", lambda s: (pauses.append(s), real_sleep(s)))
     started = time.monotonic()
-    assert not limiter.acquire(1.0)
+    assert limiter.wait_for_slot(1.0) == 0.4
     assert time.monotonic() - started <= 1.0
     assert len(pauses) == 3 and all(p <= ratelimit.MAX_SLEEP_S for p in pauses)
     assert limiter.waited_s == pytest.approx(sum(pauses))

@@ -24,7 +24,8 @@ from adapters.coinmarketcap.tests.test_coinmarketcap import KEY, cmc
 from app import create_app
 from app.config import load_config
 from app.core.adapter_processes import PORTS_ENV
-from app.core.settings import Settings, SettingsError
+from app.core.setting_specs import SettingsError
+from app.core.settings import Settings
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import REPO, wait_for
 from app.hosting.supervisor import Supervisor, plan_workers, process_running

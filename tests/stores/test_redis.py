@@ -16,7 +16,7 @@ import pytest
 from app.config import load_config
 from app.core.entries import CacheEntry
 from app.core.provider_limits import RateLimit
-from app.core.settings import SettingsError
+from app.core.setting_specs import SettingsError
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import node_request, wait_for
 from app.fetch.rate_limit_redis import RedisRateLimiter

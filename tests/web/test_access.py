@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from app.config import load_config
-from app.core.settings import SettingsError
+from app.core.setting_specs import SettingsError
 from app.devkit.fake_http import FakeProvider
 from app.devkit.testing import GunicornProcess, node_request
 
