@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from app.background.warmer import Warmer
 from app.core.errors import SharedStoreUnavailable
 from app.core.transports.http import HttpTransport
-from app.core.transports.stream import StreamingTransport
 from app.stores.lease import Lease, RedisLease
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class Background:
 
                     self.streams.append(StreamSet(endpoint, self.stream_subscriptions, self.still_streaming,
                                                   adapter.config.ws_limits))
-                elif isinstance(endpoint.transport, HttpTransport | StreamingTransport):
+                elif adapter.warms(endpoint):
                     self.scheduler.add_job(self._warm, "interval", seconds=interval.total_seconds(),
                                            next_run_time=now + interval, args=(endpoint,),
                                            id=f"warm:{adapter.name}:{endpoint.name}")
@@ -99,6 +98,8 @@ class Background:
                            if isinstance(endpoint.transport, HttpTransport)}
         poll = max(settings.CACHE_POLLING_SLEEP_MS, 50) / 1000
         self.scheduler.add_job(self._fetch_new, "interval", seconds=poll, id="new-feeds")
+        for adapter in self.adapters.values():
+            self.warmer.check_budget(adapter)  # warns now when the subscribed feeds cannot last the month
         self.scheduler.start()
         for stream in self.streams:
             stream.start()

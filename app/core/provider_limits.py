@@ -6,6 +6,7 @@ instead of silently running unlimited and burning through an operator's credits.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,10 @@ class RateLimit:
     per_hour: float | None
     source: str
     provider: str = ""  # whose quota: adapters naming the same provider share one
+    #: Provider calls a calendar month allows (the tier's ``monthlyCredits``, or RATE_LIMIT_MONTHLY_BUDGET when
+    #: lower); None when neither is known.
+    monthly_budget: int | None = None
+    budget_source: str = ""
 
 
 def parse_limits(doc: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
@@ -41,7 +46,8 @@ def parse_limits(doc: Any, source: str) -> tuple[dict[str, Any], list[Problem]]:
     return usable, problems
 
 
-_FIELDS = {"http": ("rateLimit1s", "rateLimit1m", "rateLimit1h"), "ws": ("connections", "subscriptions")}
+_FIELDS = {"http": ("rateLimit1s", "rateLimit1m", "rateLimit1h", "monthlyCredits"),
+           "ws": ("connections", "subscriptions")}
 
 
 def _provider_problems(provider: str, sections: Any) -> list[Problem]:
@@ -85,6 +91,21 @@ def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any
                        default_tier: str | None = None) -> tuple[RateLimit | None, list[Problem]]:
     """``prefix`` names where the settings came from (``COINMARKETCAP_``), for the problems reported;
     ``default_tier`` is the adapter's guess from its own settings when ``RATE_LIMIT_API_TIER`` is unset."""
+    limit, problems = _resolve_quota(settings, adapter_name, doc, prefix, default_tier)
+    budget = settings.RATE_LIMIT_MONTHLY_BUDGET
+    if limit is None:
+        if budget and settings.RATE_LIMIT_ENABLED and not problems:
+            problems = [Problem(prefix + "RATE_LIMIT_MONTHLY_BUDGET", str(budget),
+                                "unset, or set with a rate limit to count calls against (a limits.json tier for "
+                                "this provider, or RATE_LIMIT_CAPACITY)")]
+        return limit, problems
+    if budget and (limit.monthly_budget is None or budget <= limit.monthly_budget):
+        limit = dataclasses.replace(limit, monthly_budget=budget, budget_source="RATE_LIMIT_MONTHLY_BUDGET")
+    return limit, problems
+
+
+def _resolve_quota(settings: Settings, adapter_name: str, doc: dict[str, Any], prefix: str,
+                   default_tier: str | None) -> tuple[RateLimit | None, list[Problem]]:
     if not settings.RATE_LIMIT_ENABLED:
         return None, []
     provider = (settings.RATE_LIMIT_API_PROVIDER or adapter_name).lower()
@@ -107,8 +128,10 @@ def resolve_rate_limit(settings: Settings, adapter_name: str, doc: dict[str, Any
     minute = per_minute(tier)
     if minute is None:
         return None, []  # the tier publishes no limit (e.g. "unlimited")
-    return RateLimit(tier.get("rateLimit1s"), minute, tier.get("rateLimit1h"),
-                     f"limits.json {provider}/{tier_name}", provider), []
+    source = f"limits.json {provider}/{tier_name}"
+    monthly = tier.get("monthlyCredits")
+    return RateLimit(tier.get("rateLimit1s"), minute, tier.get("rateLimit1h"), source, provider,
+                     int(monthly) if monthly else None, source if monthly else ""), []
 
 
 @dataclass(frozen=True)

@@ -124,6 +124,9 @@ class Settings:
                                                      "rate limit", kind="int", minimum=1)
     RATE_LIMIT_CAPACITY_MINUTE: int | None = setting(None, "Calls per minute, instead of a tier",
                                                      "rate limit", kind="int", minimum=1)
+    RATE_LIMIT_MONTHLY_BUDGET: int | None = setting(None, "Provider calls a calendar month may use (default: the "
+                                                          "tier's monthlyCredits in limits.json); warming is paced "
+                                                          "to stay within it", "rate limit", kind="int", minimum=1)
     RATE_LIMIT_WAIT_MS: int = setting(5000, "Longest a cold request waits for the provider's quota to allow a call "
                                             "before it is answered 429 (at most API_TIMEOUT)", "rate limit",
                                       minimum=0, maximum=600000, unit="ms")

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import diskcache
 
+from app.core.credits import month_of
 from app.core.provider_limits import RateLimit
 from app.observe.logs import LogThrottle
 from app.stores.local_cache import open_store
@@ -214,7 +215,19 @@ class RateLimiter:
             if wait <= 0:
                 for window, ring in zip(self.windows, rings, strict=True):
                     self._record(window, ring, now)
+                self._store.incr(self._month_key(now))
         return wait
+
+    def _month_key(self, now: float) -> str:
+        return f"credits:{self.name}:{month_of(int(now * 1000))[0]}"
+
+    def month_used(self) -> int:
+        """Calls granted this calendar month (UTC) by every process sharing the store, across restarts; -1 when
+        the store was too busy to read."""
+        try:
+            return int(self._store.get(self._month_key(self._now()), 0))
+        except diskcache.Timeout:
+            return -1
 
     def _log_busy(self) -> None:
         if self._busy_warnings.ready():

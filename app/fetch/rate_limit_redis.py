@@ -8,6 +8,7 @@ exactly on the time, and the quota must not depend on their clocks.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from app.core.provider_limits import RateLimit
@@ -49,6 +50,10 @@ return counts
 """
 
 
+#: A month's credit count outlives its month long enough for /status to read it on the last day.
+MONTH_KEY_TTL_S = 40 * 86400
+
+
 class RedisRateLimiter(RateLimiter):
     """``RateLimiter``'s interface over Redis; while Redis is unreachable every call raises
     ``SharedStoreUnavailable`` (a 503): no instance can know what the others spent."""
@@ -65,7 +70,13 @@ class RedisRateLimiter(RateLimiter):
         for window in self.windows:
             args += [window.seconds, window.background if background else window.allowed]
         wait = float(self.shared.run(lambda r: self._check(keys=self._keys, args=args, client=r)))
+        if wait <= 0:
+            key = f"pyea:{self._month_key(time.time())}"
+            self.shared.run(lambda r: r.pipeline().incr(key).expire(key, MONTH_KEY_TTL_S).execute())
         return self._counted(wait)
+
+    def month_used(self) -> int:
+        return int(self.shared.run(lambda r: r.get(f"pyea:{self._month_key(time.time())}")) or 0)
 
     def usage(self) -> dict[str, int]:
         counts = self.shared.run(lambda r: self._usage(keys=self._keys, args=[w.seconds for w in self.windows],

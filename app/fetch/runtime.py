@@ -17,10 +17,13 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from app.core.credits import CreditPlan, plan
 from app.core.entries import Cache, CacheEntry, KeyMaker, provider_tag
 from app.core.errors import AdapterError, AdapterInputError, DataProviderError, EndpointNotFoundError, RateLimitError
 from app.core.messages import short
-from app.core.transports import FeedOutcome, Params, Success
+from app.core.transports import FeedOutcome, Params, Success, now_ms
+from app.core.transports.http import HttpTransport
+from app.core.transports.stream import StreamingTransport
 from app.fetch.batching import Batches
 from app.fetch.coalescing import SingleFlight, wait_for_other_process
 from app.fetch.machine_batch import Feed
@@ -175,6 +178,24 @@ class AdapterRuntime:
             store = self.stream_subscriptions if self.streams(endpoint) else self.subscriptions
             store.subscribe(key, endpoint.name, params, force=missed,
                             announce=missed and not self.fetches_in_foreground(endpoint))
+
+    def warms(self, endpoint: EndpointRuntime) -> bool:
+        """Whether the background refreshes the endpoint's feeds by polling the provider (not streamed)."""
+        return not self.streams(endpoint) and isinstance(endpoint.transport, HttpTransport | StreamingTransport)
+
+    def credit_plan(self, feed_counts: Mapping[str, int] | None = None) -> CreditPlan | None:
+        """How warming paces itself so the provider's monthly credits last the month, from the feeds each polled
+        endpoint keeps fresh (``feed_counts`` by endpoint, else counted now); None without a monthly budget."""
+        limit = self.limiter.limit if self.limiter is not None else None
+        if limit is None or not limit.monthly_budget:
+            return None
+        if feed_counts is None:
+            feed_counts = {rt.name: len(self.subscriptions.live(f"{self.keys.group}:{rt.name}:"))
+                           for rt in self.endpoints.values() if self.warms(rt)}
+        calls = sum(-(-count // max(1, self.endpoints[name].transport.max_batch_size))
+                    for name, count in feed_counts.items())
+        return plan(limit.monthly_budget, max(0, self.limiter.month_used()), calls, now_ms(),
+                    self.settings.WARMUP_INTERVAL, self.settings.CACHE_MAX_AGE)
 
     def streams(self, endpoint: EndpointRuntime) -> bool:
         """Whether the endpoint's values arrive over a provider stream (a streaming transport, WS_ENABLED)."""

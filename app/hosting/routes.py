@@ -8,11 +8,13 @@ import platform
 import socket
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from flask import Flask, Response, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 from werkzeug.exceptions import HTTPException
 
+from app.background.warmer import over_budget_message
 from app.config import endpoint_summary
 from app.core.answers import render_error, unexpected_error
 from app.core.errors import AdapterError, ServiceUnavailableError
@@ -68,6 +70,10 @@ def register_routes(app: Flask, host: Host, version: str) -> None:
                 problem = remote.health(timeout_s=0.5)
                 if problem is not None:
                     return error_response(problem)
+            degraded = [f"{name}: monthly credits: {credits['warning']}" for name, runtime in host.adapters.items()
+                        if (credits := _credit_status(runtime)) is not None and credits["warning"]]
+            if degraded:  # still serving: up, but not for the whole month at this pace
+                return jsonify(message="DEGRADED", version=version, degraded=degraded)
         return jsonify(message="OK", version=version)
 
     def status() -> Response:
@@ -165,7 +171,23 @@ def _adapter_status(runtime: AdapterRuntime) -> dict:
         "rateLimit": None if limit is None else {"perSecond": limit.per_second, "perMinute": limit.per_minute,
                                                  "perHour": limit.per_hour, "source": limit.source,
                                                  "callsInWindow": runtime.limiter.usage()},
+        "credits": _credit_status(runtime),
     }
+
+
+def _credit_status(runtime: AdapterRuntime) -> dict | None:
+    """This month's provider credits: used, projected at warming's pace, and when they run out if they do."""
+    credit_plan = runtime.credit_plan()
+    if credit_plan is None:
+        return None
+    limit = runtime.limiter.limit
+    return {"month": credit_plan.month, "budget": credit_plan.budget, "source": limit.budget_source,
+            "used": credit_plan.used, "projected": credit_plan.projected,
+            "callsPerRefresh": credit_plan.calls_per_refresh, "refreshPeriodMs": credit_plan.period_ms,
+            "lastsTheMonth": credit_plan.fits,
+            "runsOut": None if credit_plan.runs_out_ms is None else
+            datetime.fromtimestamp(credit_plan.runs_out_ms / 1000, tz=UTC).isoformat(timespec="seconds"),
+            "warning": None if credit_plan.fits else over_budget_message(credit_plan, limit.budget_source)}
 
 
 def _register_error_handlers(app: Flask, debug: bool) -> None:

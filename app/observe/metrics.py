@@ -85,6 +85,9 @@ class Metrics:
         self.bg_duration = self._histogram("bg_execute_duration_seconds", "Duration of background refresh cycles",
                                            ("endpoint",))
         self.credits = self._counter("rate_limit_credits_spent_total", "Provider quota slots spent", ())
+        self.credits_run_out = self._gauge("rate_limit_credits_run_out_timestamp_seconds",
+                                           "When this month's provider credits are projected to run out at the "
+                                           "pace warming needs (0: they last the month)", ("provider",))
         self.coalescing_waits = self._counter("request_coalescing_waits_total",
                                               "Requests that waited for an identical request's fetch", ())
         self.ws_connections = self._gauge("ws_connection_active", "Open provider websocket connections",
