@@ -24,16 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from bench._lib import BENCH, REPO, BenchError, LoadGenerator, machine_info, print_machine
+from bench.burst import bursts
 from bench.cache_hit import matrix
+from bench.credits import simulate
 from bench.herd import cold
 from bench.hits import feed_rotation, hit_matrix
 from bench.memory import memory_by_feeds
 from bench.report import write_report
 
-FULL = {"configs": [(1, 8), (2, 8)], "connections": [1, 16, 64], "rounds": 6, "duration": 3,
+FULL = {"configs": [(1, 8), (2, 8)], "connections": [1, 16, 64], "rounds": 6, "duration": 3, "bursts": 3,
         "feed_sizes": [1, 100, 10000], "herds": 5, "first_samples": 20, "batch_sizes": [100, 1000, 10000],
         "memory_sizes": [0, 1000, 10000], "matrix_rounds": 2}
-QUICK = {"configs": [(2, 8)], "connections": [16], "rounds": 1, "duration": 2, "feed_sizes": [1, 100],
+QUICK = {"configs": [(2, 8)], "connections": [16], "rounds": 1, "duration": 2, "bursts": 1, "feed_sizes": [1, 100],
          "herds": 2, "first_samples": 5, "batch_sizes": [100], "memory_sizes": [0], "matrix_rounds": 1}
 PROVIDER_LATENCY_S = 0.1
 BATCH_PROVIDER_LATENCY_MS = 50
@@ -60,6 +62,13 @@ def run(plan: dict[str, Any], loadgen: LoadGenerator, workdir: Path) -> dict[str
     print(f"  provider {results['cold']['provider_ms']:.1f} ms; first request {results['cold']['first_median_ms']:.1f}"
           f" ms; herd p99 {results['cold']['herd_p99_ms']:.1f} ms; calls per herd "
           f"{[h['provider_calls'] for h in results['cold']['herds']]}", flush=True)
+    where = section("burst", "a burst of 100 new feeds: batched in the foreground")
+    results["burst"] = bursts(where, BATCH_PROVIDER_LATENCY_MS / 1000, plan["bursts"], [1, 2])
+    for name, row in results["burst"]["configs"].items():
+        print(f"  {name}: calls {row['calls']} (max {row['max_calls']}), statuses {row['all_statuses']}, p99 "
+              f"{row['p99_ms']:.1f} ms (provider {results['burst']['provider_ms']:.1f})", flush=True)
+    section("credits", "a simulated month of warming against monthly credits")
+    results["credits"] = simulate()
     section("batching", "background refresh: batches per cycle")
     results["batching"] = batching(plan["batch_sizes"])
     where = section("memory", "memory by subscribed feeds")
