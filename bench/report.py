@@ -344,6 +344,8 @@ STATIC_SECTIONS = [
     "python -m bench.suite           # writes this file, its plots and bench/results/suite.json",
     "python -m bench.cache_hit       # the hit comparison alone; --matrix for workers x threads",
     "python -m bench.profile_hit     # where a hit's time goes, in-process",
+    "python -m bench.burst 3         # the burst of new feeds alone, 3 rounds",
+    "python -m bench.credits         # the simulated month of credits alone (arithmetic, seconds)",
     "```",
 ]
 
