@@ -72,15 +72,20 @@ def test_one_feed_the_provider_does_not_know_fails_alone(make_app, provider):
 
 def test_a_feed_joining_within_the_window_keeps_the_batch_open_for_it(make_app, provider):
     client = make_app(FOREGROUND_BATCH_WINDOW_MS="300").test_client()
-    first, second = coins(provider, 2)
-    with ThreadPoolExecutor(2) as pool:
-        later = pool.submit(lambda: (time.sleep(0.15), node_request(client, {"coinid": second, "quote": "USD"}))[1])
-        started = time.monotonic()
-        assert node_request(client, {"coinid": first, "quote": "USD"}).status_code == 200
-        waited = time.monotonic() - started
+    first, second, third = coins(provider, 3)
+    with ThreadPoolExecutor(3) as pool:
+        later = pool.submit(lambda: (time.sleep(0.15), node_request(client, {"coinid": third, "quote": "USD"}))[1])
+        together = burst([client], [first, second])  # a burst: the batch waits for more
+        assert [status for status, _ in together] == [200, 200]
         assert later.result().status_code == 200
-    assert ids_asked(provider) == [{first, second}]
-    assert 0.4 < waited < 1.0  # closed one quiet window after the second feed joined
+    assert ids_asked(provider) == [{first, second, third}]
+
+
+def test_a_lone_cold_request_is_not_held_for_the_window(make_app, provider):
+    client = make_app(FOREGROUND_BATCH_WINDOW_MS="1000").test_client()
+    started = time.monotonic()
+    assert node_request(client, {"coinid": coins(provider, 1)[0], "quote": "USD"}).status_code == 200
+    assert time.monotonic() - started < 0.5  # alone after a few ms: fetched then, not after the 1 s window
 
 
 def test_a_full_batch_closes_at_once_and_the_next_feed_opens_another(make_app, provider):
