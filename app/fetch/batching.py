@@ -74,9 +74,11 @@ class Turn:
     threads (see ``app/hosting/worker.py``). ``waiting`` gives it up while the thread only waits, so a queued
     request can run meanwhile, and takes it back before the thread goes on."""
 
-    def __init__(self, turns: threading.Semaphore) -> None:
+    def __init__(self, turns: threading.Semaphore, in_progress: Callable[[], int]) -> None:
         self.turns = turns
         self.held = False
+        #: Requests this thread's pool has running or queued, this one included.
+        self.in_progress = in_progress
 
     def __enter__(self) -> Turn:
         self.turns.acquire()
@@ -101,6 +103,13 @@ def waiting() -> Iterator[None]:
         yield
     finally:
         turn.__enter__()
+
+
+def others_in_progress() -> int:
+    """Requests besides this one that this thread's worker is running or has queued (0 outside a request
+    thread of pyea's worker): a cold miss that has company is likely part of a burst."""
+    turn = getattr(threading.current_thread(), TURN_ATTRIBUTE, None)
+    return 0 if turn is None else max(0, turn.in_progress() - 1)
 
 
 class _Local:
@@ -187,6 +196,7 @@ class Batches:
         batch this thread owns (see ``FetchAll``), once it is ready."""
         patience_ends = time.monotonic() + self.patience_s
         quota: tuple[bool, RateLimitError | None] = (False, None)
+        company = others_in_progress() > 0
         while True:
             with self._lock:
                 closing = local.closed
@@ -201,7 +211,7 @@ class Batches:
                     continue
                 time.sleep(self._step())
                 continue
-            wait = machine.quiet_in(self.window_s, local.last)
+            wait = machine.quiet_in(self.window_s, local.last, company)
             if wait > 0:
                 time.sleep(min(wait, MAX_SLEEP_S))
                 continue

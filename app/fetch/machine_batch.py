@@ -37,8 +37,8 @@ class Feed:
 
 #: A batch closes at the latest this many collection windows after it opened, however steadily feeds arrive.
 MAX_WINDOWS = 5
-#: How long a batch's first feed waits for a second before it is fetched alone: a burst's requests arrive well
-#: within it, and a lone request pays no more.
+#: How long a batch's first feed, the only request its worker has, waits for a second before it is fetched
+#: alone: another worker's burst joins well within it, and a lone request pays no more.
 ALONE_S = 0.003
 #: Largest stretch of spaces a shrinking state is padded with instead of truncating its file.
 PAD_MAX_BYTES = 65536
@@ -120,14 +120,15 @@ class MachineView:
         else:
             self.joined.setdefault((batch["id"], batch["slot"]), []).append((feed, future))
 
-    def quiet_in(self, window_s: float, local_last: float) -> float:
+    def quiet_in(self, window_s: float, local_last: float, company: bool) -> float:
         """Seconds until the owned batch is ready to close: no feed joined it for a window (at most
         ``MAX_WINDOWS`` after it opened), or at once when it is full. A feed still alone ``ALONE_S`` after it
-        opened the batch is not part of a burst: it goes now rather than waiting out the window."""
+        opened the batch, with no other request in its worker (``company``), is not part of a burst: it goes
+        then rather than waiting out the window."""
         if self._size >= self.max_size:
             return 0.0
         quiet_at = min(max(self._last, local_last) + window_s, self._opened + MAX_WINDOWS * window_s)
-        if self._size <= 1 and local_last <= self._opened:
+        if not company and self._size <= 1 and local_last <= self._opened:
             quiet_at = min(quiet_at, self._opened + ALONE_S)
         return quiet_at - time.time()
 

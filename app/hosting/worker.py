@@ -73,14 +73,27 @@ class TurnTakingPool(ThreadPoolExecutor):
 
     def __init__(self, threads: int, waiting: int) -> None:
         self._turns = threading.Semaphore(threads)
+        self._count_lock = threading.Lock()
+        self._in_progress = 0  # submitted and not finished: running, waiting or queued
         super().__init__(max_workers=threads + waiting, thread_name_prefix="pyea-request",
                          initializer=self._give_turn)
 
     def _give_turn(self) -> None:
-        setattr(threading.current_thread(), TURN_ATTRIBUTE, Turn(self._turns))
+        setattr(threading.current_thread(), TURN_ATTRIBUTE, Turn(self._turns, self.in_progress))
+
+    def in_progress(self) -> int:
+        return self._in_progress
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
-        return super().submit(_in_turn, fn, *args, **kwargs)
+        with self._count_lock:
+            self._in_progress += 1
+        future = super().submit(_in_turn, fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _: Future) -> None:
+        with self._count_lock:
+            self._in_progress -= 1
 
 
 def _in_turn(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
