@@ -5,9 +5,10 @@ A burst of never-seen feeds (a node starting its jobs) would otherwise cost one 
 small tier, a call for the first few and a 429 for the rest. Here the first cold miss of an endpoint opens a
 batch and owns it; every cold miss of that endpoint arriving while the batch is open joins it, from any thread of
 any worker sharing ``CACHE_DIR``. The owner closes the batch once no feed has joined for
-``FOREGROUND_BATCH_WINDOW_MS`` (at the latest ``MAX_WINDOWS`` windows after it opened), or at once when it is
-full, and fetches its feeds in one call to the transport. Every feed's outcome, an error of its own included,
-goes to its requester, so one bad feed never fails the others. A feed already in a batch (open, or closed and
+``FOREGROUND_BATCH_WINDOW_MS`` (at the latest ``MAX_WINDOWS`` windows after it opened), at once when it is
+full, or after ``ALONE_S`` when its first feed is still alone and the only request its worker has; then it
+fetches its feeds in one call to the transport. Every feed's outcome, an error of its own included, goes to its
+requester, so one bad feed never fails the others. A feed already in a batch (open, or closed and
 in flight) is not fetched again: its requester waits for that batch's outcome.
 
 The provider's quota is asked for when the batch closes. When it has no slot yet, the batch stays open (more
