@@ -70,16 +70,15 @@ def plan(budget: int, used: int, calls_per_refresh: int, now_ms: int, interval_m
     longest = max(default, longest_period_ms(interval_ms, max_age_ms))
     if calls_per_refresh <= 0:
         return CreditPlan(budget, used, 0, default, used, used <= budget, None, None, month)
-    needed = math.inf if remaining <= 0 else calls_per_refresh * left_ms / remaining
-    period = int(min(max(default, math.ceil(needed / interval_ms) * interval_ms if needed != math.inf else longest),
-                     longest))
+    # the period that would spend exactly what is left, in whole checks (none would do once nothing is left)
+    wanted = math.ceil(calls_per_refresh * left_ms / remaining / interval_ms) * interval_ms if remaining > 0 else None
+    period = min(max(default, wanted if wanted is not None else longest), longest)
     projected = used + math.ceil(calls_per_refresh * left_ms / period)
     fits = projected <= budget
     runs_out = None
     max_age_needed = None
     if not fits:
         runs_out = now_ms + max(0, int(remaining * period / calls_per_refresh))
-        if needed != math.inf:
-            # the max age whose longest period is the one needed
-            max_age_needed = int(math.ceil(needed / interval_ms) * interval_ms + 1.5 * interval_ms)
+        if wanted is not None:  # the max age whose longest period is the one wanted
+            max_age_needed = int(wanted + 1.5 * interval_ms)
     return CreditPlan(budget, used, calls_per_refresh, period, projected, fits, runs_out, max_age_needed, month)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pyea.batching")
 
+
 @dataclass(frozen=True)
 class Feed:
     """One cold miss: its cache key, its normalised parameters, and how long its value is cached."""
@@ -52,7 +53,6 @@ class Owned:
     batch_id: str
     slot: int
     slot_fd: int
-
 
 
 class MachineView:

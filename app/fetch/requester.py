@@ -201,7 +201,7 @@ class LimitedSender:
     """Spends one slot of the provider's quota per attempt, waiting up to ``wait_s`` for it (a 429 naming the
     limit and when to retry when none comes in time). The background yields the last slots of each window to
     requests a node waits for. ``prepaid``: the first attempt's slot was taken already (a foreground batch takes
-    it before it closes, see ``app/fetch/batching.py``). One sender per call: it counts that call's attempts."""
+    it before it closes, see ``app/fetch/batching.py``): a prepaid sender serves that one call."""
 
     def __init__(self, requester: Requester, limiter: RateLimiter | None, background: bool, wait_s: float,
                  prepaid: bool = False) -> None:

@@ -81,13 +81,6 @@ def test_a_feed_joining_within_the_window_keeps_the_batch_open_for_it(make_app, 
     assert ids_asked(provider) == [{first, second, third}]
 
 
-def test_a_lone_cold_request_is_not_held_for_the_window(make_app, provider):
-    client = make_app(FOREGROUND_BATCH_WINDOW_MS="1000").test_client()
-    started = time.monotonic()
-    assert node_request(client, {"coinid": coins(provider, 1)[0], "quote": "USD"}).status_code == 200
-    assert time.monotonic() - started < 0.5  # alone after a few ms: fetched then, not after the 1 s window
-
-
 def test_a_full_batch_closes_at_once_and_the_next_feed_opens_another(make_app, provider):
     app = make_app(FOREGROUND_BATCH_WINDOW_MS="1000")
     names = coins(provider, 101)  # CoinGecko's simple/price carries 100 ids per call

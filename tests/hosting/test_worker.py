@@ -4,6 +4,7 @@ burst of cold feeds larger than the threads joins one batch, and no wait can sta
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,3 +51,15 @@ def test_two_hundred_requests_for_one_cold_feed_on_two_threads_all_get_it(tmp_pa
             answers = list(pool.map(lambda _: post(server.url), range(200)))
     assert all(assert_node_answer(a)["result"] == 3021.5 for a in answers)
     assert provider.count("/simple/price") == 1
+
+
+def test_a_lone_cold_request_is_not_held_for_the_window(tmp_path: Path, provider: FakeProvider) -> None:
+    """The worker knows it has no other request: a batch's only feed goes after a few ms, not the window."""
+    provider.prices[("lone", "usd")] = 1.0
+    env = pyea_env(tmp_path / "cache", provider, EA_WORKERS="1", FOREGROUND_BATCH_WINDOW_MS="1000")
+    with gunicorn(env, tmp_path / "gunicorn.log") as server:
+        started = time.monotonic()
+        answer = post(server.url, {"id": "1", "data": {"coinid": "lone", "quote": "USD"}})
+        waited = time.monotonic() - started
+    assert answer.status_code == 200 and answer.json()["result"] == 1.0
+    assert waited < 0.5  # alone after a few ms: fetched then, not after the 1 s window
